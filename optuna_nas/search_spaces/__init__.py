@@ -5,15 +5,17 @@ from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._darts import AMOEBANET_A
 from optuna_nas.search_spaces._darts import DARTS_V1
 from optuna_nas.search_spaces._darts import DARTS_V2
-from optuna_nas.search_spaces._darts import DartsSearchSpace
 from optuna_nas.search_spaces._darts import ENAS
-from optuna_nas.search_spaces._darts import Genotype
 from optuna_nas.search_spaces._darts import NASNET_A
 from optuna_nas.search_spaces._darts import PRIMITIVES
+from optuna_nas.search_spaces._darts import DartsNetwork
+from optuna_nas.search_spaces._darts import DartsSearchSpace
+from optuna_nas.search_spaces._darts import Genotype
+from optuna_nas.search_spaces._darts import parse_genotype
 from optuna_nas.search_spaces._macro import MacroArchitecture
 from optuna_nas.search_spaces._macro import MacroSearchSpace
-from optuna_nas.search_spaces._nasbench201 import NASBench201SearchSpace
 from optuna_nas.search_spaces._nasbench201 import NB201_OPERATIONS
+from optuna_nas.search_spaces._nasbench201 import NASBench201SearchSpace
 from optuna_nas.search_spaces._nasbench201 import NB201Cell
 from optuna_nas.search_spaces._ops import DARTS_OPS
 from optuna_nas.search_spaces._ops import NB201_OPS
@@ -27,6 +29,7 @@ __all__ = [
     "DARTS_OPS",
     "DARTS_V1",
     "DARTS_V2",
+    "DartsNetwork",
     "DartsSearchSpace",
     "Decision",
     "ENAS",
@@ -42,5 +45,6 @@ __all__ = [
     "SearchSpace",
     "create_search_space",
     "list_search_spaces",
+    "parse_genotype",
     "register_search_space",
 ]

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 import math
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
-from typing import TYPE_CHECKING
 from typing import TypeVar
 
 import numpy as np

@@ -1,10 +1,746 @@
-"""PLACEHOLDER: to be replaced by the DARTS search space implementation."""
+"""The NASNet/DARTS micro (cell) search space, published genotypes and the evaluation network.
+
+A DARTS architecture is a :class:`Genotype`: a normal cell and a reduction cell, each a list of
+``(operation, input_index)`` pairs, two per intermediate node, plus the nodes whose outputs are
+concatenated into the cell output. Nodes ``0`` and ``1`` are the cell's two inputs (the outputs
+of the cells two and one steps back); intermediate node ``k`` (``k >= 2``) may read any node
+``< k``. Strings use the format DARTS prints, so genotypes can be pasted from papers and code.
+
+* :class:`DartsSearchSpace` (``create_search_space("darts")``) is the searchable space: 4 nodes,
+  7 operations, all intermediate nodes concatenated, as in DARTS.
+* :func:`parse_genotype` and :class:`DartsNetwork` work with *any* valid genotype, e.g. the
+  published NASNet-A and AmoebaNet-A cells (5 nodes, operations outside the searchable 7).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
-AMOEBANET_A: Any = None
-DARTS_V1: Any = None
-DARTS_V2: Any = None
-ENAS: Any = None
-NASNET_A: Any = None
-PRIMITIVES: Any = None
-Genotype: Any = None
-DartsSearchSpace: Any = None
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+from torchvision.ops import stochastic_depth
+
+from optuna_nas.search_spaces._base import Decision
+from optuna_nas.search_spaces._base import SearchSpace
+from optuna_nas.search_spaces._ops import DARTS_OPS
+from optuna_nas.search_spaces._ops import FactorizedReduce
+from optuna_nas.search_spaces._ops import ReLUConvBN
+from optuna_nas.search_spaces._registry import register_search_space
+
+
+#: The DARTS supernet's candidate operations, in the DARTS paper's order. ``none`` exists only
+#: inside the supernet; the discrete search space uses the other seven.
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+_SEARCH_OPERATIONS: tuple[str, ...] = PRIMITIVES[1:]
+_CELLS: tuple[str, ...] = ("normal", "reduce")
+_FIELDS: tuple[str, ...] = ("normal", "normal_concat", "reduce", "reduce_concat")
+
+
+def _normalize_cell(field: str, pairs: Any) -> tuple[tuple[str, int], ...]:
+    """Validate a cell's ``(operation, input_index)`` pairs and return them as tuples."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+        raise ValueError(
+            f"Genotype field {field!r} must be a list of (operation, input_index) pairs, "
+            f"got {pairs!r}."
+        )
+    items = list(pairs)
+    if not items or len(items) % 2:
+        raise ValueError(
+            f"Genotype field {field!r} must list exactly two (operation, input_index) pairs per "
+            f"intermediate node, got {len(items)} pair(s): {items!r}."
+        )
+    cell = []
+    for position, pair in enumerate(items):
+        node = 2 + position // 2
+        where = f"{field}[{position}] (node {node}, input {position % 2})"
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ValueError(f"{where} must be an (operation, input_index) pair, got {pair!r}.")
+        op, index = pair
+        if not isinstance(op, str) or op not in DARTS_OPS:
+            raise ValueError(
+                f"Unknown operation {op!r} at {where}; expected one of {sorted(DARTS_OPS)!r}."
+            )
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise ValueError(f"Input index {index!r} at {where} must be an int.")
+        if not 0 <= index < node:
+            raise ValueError(
+                f"Input index {int(index)} at {where} does not point at an earlier node: node "
+                f"{node} reads the cell inputs (0, 1) or earlier nodes, i.e. 0..{node - 1}."
+            )
+        cell.append((op, int(index)))
+    return tuple(cell)
+
+
+def _normalize_concat(field: str, concat: Any, num_nodes: int) -> tuple[int, ...]:
+    """Validate the concatenated intermediate nodes of a cell (a list or a ``range``)."""
+    if isinstance(concat, (str, bytes)) or not isinstance(concat, Iterable):
+        raise ValueError(
+            f"Genotype field {field!r} must be a list of node indices, got {concat!r}."
+        )
+    nodes = list(concat)
+    valid = range(2, 2 + num_nodes)
+    for node in nodes:
+        if isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, np.integer)):
+            raise ValueError(f"Node {node!r} in {field} must be an int.")
+        if node not in valid:
+            raise ValueError(
+                f"Node {int(node)} in {field} is not an intermediate node of the cell "
+                f"(expected {valid.start}..{valid.stop - 1})."
+            )
+    if not nodes or len(set(nodes)) != len(nodes):
+        raise ValueError(f"{field} must list distinct intermediate nodes, got {nodes!r}.")
+    return tuple(int(node) for node in nodes)
+
+
+class _GenotypeFields(NamedTuple):
+    normal: tuple[tuple[str, int], ...]
+    normal_concat: tuple[int, ...]
+    reduce: tuple[tuple[str, int], ...]
+    reduce_concat: tuple[int, ...]
+
+
+class Genotype(_GenotypeFields):
+    """A DARTS genotype: normal and reduction cells as immutable, validated data.
+
+    Field names and meaning follow DARTS' ``Genotype`` named tuple, so genotypes written for
+    DARTS code (lists, ``range(2, 6)``) construct unchanged; they are stored as tuples, so
+    genotypes compare by value and are hashable. ``str``/``repr`` print the DARTS format.
+
+    Attributes:
+        normal: ``(operation, input_index)`` pairs of the normal cell, two per intermediate node;
+            the pair at position ``p`` feeds node ``2 + p // 2`` and ``input_index`` is ``0``/``1``
+            for the cell inputs or an earlier intermediate node.
+        normal_concat: Intermediate nodes concatenated into the normal cell's output.
+        reduce: Pairs of the reduction cell (operations reading a cell input use stride 2).
+        reduce_concat: Intermediate nodes concatenated into the reduction cell's output.
+
+    Raises:
+        ValueError: An operation is not in ``DARTS_OPS``, a node does not have exactly two
+            inputs, an input index points at the node itself or a later node, or a concat entry
+            is not an intermediate node.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_nas.search_spaces import DARTS_V2
+            from optuna_nas.search_spaces import Genotype
+
+            g = Genotype(
+                normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1)] * 4,
+                normal_concat=range(2, 6),
+                reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4,
+                reduce_concat=range(2, 6),
+            )
+            print(g)  # Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], ..)
+            print(g == DARTS_V2)  # False
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        normal: Iterable[Sequence[Any]],
+        normal_concat: Iterable[int],
+        reduce: Iterable[Sequence[Any]],
+        reduce_concat: Iterable[int],
+    ) -> Genotype:
+        normal_cell = _normalize_cell("normal", normal)
+        reduce_cell = _normalize_cell("reduce", reduce)
+        return super().__new__(
+            cls,
+            normal_cell,
+            _normalize_concat("normal_concat", normal_concat, len(normal_cell) // 2),
+            reduce_cell,
+            _normalize_concat("reduce_concat", reduce_concat, len(reduce_cell) // 2),
+        )
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Genotype:  # type: ignore[override]
+        # NamedTuple's _make (used by _replace) calls tuple.__new__ and would skip validation.
+        return cls(*iterable)
+
+    @property
+    def num_nodes(self) -> tuple[int, int]:
+        """Number of intermediate nodes of the (normal, reduction) cell."""
+        return len(self.normal) // 2, len(self.reduce) // 2
+
+    def __repr__(self) -> str:
+        def cell(pairs: tuple[tuple[str, int], ...]) -> str:
+            return "[" + ", ".join(repr(pair) for pair in pairs) + "]"
+
+        return (
+            f"Genotype(normal={cell(self.normal)}, normal_concat={list(self.normal_concat)}, "
+            f"reduce={cell(self.reduce)}, reduce_concat={list(self.reduce_concat)})"
+        )
+
+    __str__ = __repr__
+
+
+def _as_genotype(arch: Any) -> Genotype:
+    """Accept a :class:`Genotype` or any object with the four genotype fields (DARTS' own)."""
+    if isinstance(arch, Genotype):
+        return arch
+    if all(hasattr(arch, field) for field in _FIELDS):
+        return Genotype(*(getattr(arch, field) for field in _FIELDS))
+    raise ValueError(f"Expected a Genotype, got {arch!r}.")
+
+
+def _literal(node: ast.expr, what: str, text: str) -> Any:
+    """Evaluate a literal (never arbitrary code); ``range(...)`` is allowed for concat lists."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "range"
+        and not node.keywords
+        and 1 <= len(node.args) <= 3
+        and all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args)
+    ):
+        nodes = range(*(a.value for a in node.args))  # type: ignore[attr-defined]
+        if len(nodes) > 1000:  # a concat is a few nodes; don't materialise huge ranges
+            raise ValueError(f"{what} {nodes!r} is too long.")
+        return list(nodes)
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ValueError(
+            f"Malformed {what} {ast.get_source_segment(text, node) or ast.dump(node)!r}: "
+            "expected a literal list (or range(...) for a concat)."
+        ) from None
+
+
+def parse_genotype(text: str) -> Genotype:
+    """Parse a genotype in the format DARTS prints, for any valid genotype.
+
+    Accepts keyword or positional fields, ``range(a, b)`` for the concat lists, single or
+    double quotes, tuples or lists, and any whitespace or newlines, so genotypes can be pasted
+    from papers and DARTS-style ``genotypes.py`` files. The string is parsed with :mod:`ast`
+    and only literals are evaluated, never code.
+
+    Args:
+        text: E.g. ``"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
+            reduce=[...], reduce_concat=range(2, 6))"``.
+
+    Raises:
+        ValueError: The string is malformed or describes an invalid genotype; the message
+            quotes the offending part.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_nas.search_spaces import NASNET_A
+            from optuna_nas.search_spaces import parse_genotype
+
+            assert parse_genotype(str(NASNET_A)) == NASNET_A
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"A genotype string must be a str, got {text!r}.")
+    source = text.strip()
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
+        raise ValueError(f"Malformed genotype string {text!r}: {error}.") from None
+    call = tree.body
+    func = call.func if isinstance(call, ast.Call) else None
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    if not isinstance(call, ast.Call) or name != "Genotype":
+        raise ValueError(
+            f"Malformed genotype string {text!r}: expected 'Genotype(normal=[...], "
+            "normal_concat=[...], reduce=[...], reduce_concat=[...])'."
+        )
+    if any(isinstance(arg, ast.Starred) for arg in call.args) or len(call.args) > len(_FIELDS):
+        raise ValueError(f"Malformed genotype string {text!r}: too many positional fields.")
+    values: dict[str, Any] = {}
+    for field, arg in zip(_FIELDS, call.args):
+        values[field] = _literal(arg, field, source)
+    for keyword in call.keywords:
+        if keyword.arg not in _FIELDS:
+            raise ValueError(
+                f"Unknown genotype field {keyword.arg!r} in {text!r}; expected {list(_FIELDS)!r}."
+            )
+        if keyword.arg in values:
+            raise ValueError(f"Genotype field {keyword.arg!r} is given twice in {text!r}.")
+        values[keyword.arg] = _literal(keyword.value, keyword.arg, source)
+    missing = [field for field in _FIELDS if field not in values]
+    if missing:
+        raise ValueError(f"Genotype string {text!r} lacks the field(s) {missing!r}.")
+    return Genotype(**values)
+
+
+# --------------------------------------------------------------------------- published cells
+#: DARTS (first order), Liu et al. 2019, as published in the DARTS code.
+DARTS_V1 = Genotype(
+    normal=[
+        ("sep_conv_3x3", 1), ("sep_conv_3x3", 0),
+        ("skip_connect", 0), ("sep_conv_3x3", 1),
+        ("skip_connect", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0), ("skip_connect", 2),
+    ],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("skip_connect", 2), ("max_pool_3x3", 0),
+        ("max_pool_3x3", 0), ("skip_connect", 2),
+        ("skip_connect", 2), ("avg_pool_3x3", 0),
+    ],
+    reduce_concat=[2, 3, 4, 5],
+)  # fmt: skip
+#: DARTS (second order), Liu et al. 2019: 2.76% CIFAR-10 error, 3.3M parameters.
+DARTS_V2 = Genotype(
+    normal=[
+        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1), ("skip_connect", 0),
+        ("skip_connect", 0), ("dil_conv_3x3", 2),
+    ],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("skip_connect", 2), ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0), ("skip_connect", 2),
+        ("skip_connect", 2), ("max_pool_3x3", 1),
+    ],
+    reduce_concat=[2, 3, 4, 5],
+)  # fmt: skip
+#: NASNet-A, Zoph et al. 2018, in DARTS' encoding (5 nodes, uses sep_conv_7x7).
+NASNET_A = Genotype(
+    normal=[
+        ("sep_conv_5x5", 1), ("sep_conv_3x3", 0),
+        ("sep_conv_5x5", 0), ("sep_conv_3x3", 0),
+        ("avg_pool_3x3", 1), ("skip_connect", 0),
+        ("avg_pool_3x3", 0), ("avg_pool_3x3", 0),
+        ("sep_conv_3x3", 1), ("skip_connect", 1),
+    ],
+    normal_concat=[2, 3, 4, 5, 6],
+    reduce=[
+        ("sep_conv_5x5", 1), ("sep_conv_7x7", 0),
+        ("max_pool_3x3", 1), ("sep_conv_7x7", 0),
+        ("avg_pool_3x3", 1), ("sep_conv_5x5", 0),
+        ("skip_connect", 3), ("avg_pool_3x3", 2),
+        ("sep_conv_3x3", 2), ("max_pool_3x3", 1),
+    ],
+    reduce_concat=[4, 5, 6],
+)  # fmt: skip
+#: AmoebaNet-A, Real et al. 2019, in DARTS' encoding (5 nodes, uses sep_conv_7x7, conv_7x1_1x7).
+AMOEBANET_A = Genotype(
+    normal=[
+        ("avg_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("sep_conv_3x3", 0), ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 0), ("avg_pool_3x3", 3),
+        ("sep_conv_3x3", 1), ("skip_connect", 1),
+        ("skip_connect", 0), ("avg_pool_3x3", 1),
+    ],
+    normal_concat=[4, 5, 6],
+    reduce=[
+        ("avg_pool_3x3", 0), ("sep_conv_3x3", 1),
+        ("max_pool_3x3", 0), ("sep_conv_7x7", 2),
+        ("sep_conv_7x7", 0), ("avg_pool_3x3", 1),
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("conv_7x1_1x7", 0), ("sep_conv_3x3", 5),
+    ],
+    reduce_concat=[3, 4, 6],
+)  # fmt: skip
+#: ENAS micro cell, Pham et al. 2018, in the DARTS encoding used by later papers (5 nodes; the
+#: loose ends are concatenated, hence reduce_concat=[2, 3, 6]).
+ENAS = Genotype(
+    normal=[
+        ("sep_conv_3x3", 1), ("skip_connect", 1),
+        ("sep_conv_5x5", 1), ("skip_connect", 0),
+        ("avg_pool_3x3", 0), ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0), ("avg_pool_3x3", 1),
+        ("sep_conv_5x5", 1), ("avg_pool_3x3", 0),
+    ],
+    normal_concat=[2, 3, 4, 5, 6],
+    reduce=[
+        ("sep_conv_5x5", 0), ("avg_pool_3x3", 1),
+        ("sep_conv_3x3", 1), ("avg_pool_3x3", 1),
+        ("sep_conv_3x3", 1), ("avg_pool_3x3", 1),
+        ("sep_conv_5x5", 4), ("avg_pool_3x3", 1),
+        ("sep_conv_3x3", 5), ("sep_conv_5x5", 0),
+    ],
+    reduce_concat=[2, 3, 6],
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- network
+class _Cell(nn.Module):
+    """A discrete DARTS cell: preprocess both inputs, sum two operations per node, concat."""
+
+    def __init__(
+        self,
+        pairs: tuple[tuple[str, int], ...],
+        concat: tuple[int, ...],
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        *,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> None:
+        super().__init__()
+        # After a reduction the older input is twice as large: halve it to match.
+        self.preprocess0: nn.Module = (
+            FactorizedReduce(c_prev_prev, channels)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
+        self.ops = nn.ModuleList(
+            DARTS_OPS[op](channels, 2 if reduction and index < 2 else 1, True)
+            for op, index in pairs
+        )
+        self.indices = tuple(index for _, index in pairs)
+        self.concat = concat
+        self.reduction = reduction
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(len(self.ops) // 2):
+            total: torch.Tensor | None = None
+            for position in (2 * node, 2 * node + 1):
+                op = self.ops[position]
+                h = op(states[self.indices[position]])
+                # As in DARTS, identities are never dropped (they carry the residual signal).
+                if self.training and drop_prob > 0.0 and not isinstance(op, nn.Identity):
+                    h = stochastic_depth(h, drop_prob, "row", training=True)
+                total = h if total is None else total + h
+            assert total is not None
+            states.append(total)
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class _AuxiliaryHead(nn.Module):
+    """DARTS' CIFAR auxiliary classifier (meant for the 8x8 map after the second reduction)."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        # ceil_mode gives 2x2 on 7x7 maps (28x28 inputs) and is identical to DARTS on 8x8.
+        self.pool = nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False, ceil_mode=True)
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Not in-place: the cell output still feeds the next cells.
+        x = functional.relu(x)
+        if min(x.shape[-2:]) >= 5:
+            x = self.pool(x)
+        # A no-op for DARTS' 8x8 maps; lets smaller maps reach the 2x2 conv.
+        x = functional.adaptive_avg_pool2d(x, 2)
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class DartsNetwork(nn.Module):
+    """The DARTS CIFAR evaluation network (``NetworkCIFAR``) for any valid :class:`Genotype`.
+
+    A 3x3 stem conv to ``stem_multiplier * channels`` channels, ``layers`` cells with reduction
+    cells (stride 2, channels doubled) at ``layers // 3`` and ``2 * layers // 3``, global average
+    pooling and a linear classifier. Works for any input size (e.g. 32x32 CIFAR, 28x28 MNIST).
+
+    Args:
+        genotype: The cells; any number of nodes and any operation of ``DARTS_OPS``.
+        num_classes: Output classes.
+        in_channels: Image channels.
+        channels: Initial cell width C (36 for DARTS on CIFAR-10).
+        layers: Number of cells (20 for DARTS on CIFAR-10).
+        auxiliary: Add the auxiliary head after cell ``2 * layers // 3``. In training mode the
+            forward pass then returns ``(logits, aux_logits)``; otherwise only ``logits``. Its
+            parameters live under ``auxiliary_head`` (excluded from the published counts).
+        drop_path_prob: Probability of dropping each non-identity operation per sample during
+            training. A plain attribute, so trainers can schedule it (DARTS ramps it linearly
+            from 0 to 0.2 over the epochs).
+        stem_multiplier: Stem width as a multiple of ``channels`` (3 in DARTS).
+
+    Example:
+        .. code-block:: python
+
+            import torch
+            from optuna_nas.search_spaces import DARTS_V2
+            from optuna_nas.search_spaces import DartsNetwork
+
+            net = DartsNetwork(DARTS_V2, num_classes=10, channels=8, layers=5)
+            logits = net(torch.randn(2, 3, 32, 32))  # shape (2, 10)
+    """
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        channels: int = 36,
+        layers: int = 20,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+        stem_multiplier: int = 3,
+    ) -> None:
+        super().__init__()
+        genotype = _as_genotype(genotype)
+        sizes = {
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "channels": channels,
+            "layers": layers,
+            "stem_multiplier": stem_multiplier,
+        }
+        bad: dict[str, Any] = {
+            k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int)
+        }
+        bad.update({k: v for k, v in sizes.items() if k not in bad and v < 1})
+        if bad:
+            raise ValueError(f"These DARTS network sizes must be positive ints: {bad!r}.")
+        if not 0.0 <= drop_path_prob < 1.0:
+            raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob!r}.")
+        self.genotype = genotype
+        self.drop_path_prob = float(drop_path_prob)
+        self._aux_layer = 2 * layers // 3
+
+        c_stem = stem_multiplier * channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+        )
+        c_prev_prev, c_prev, c_curr = c_stem, c_stem, channels
+        reductions = {layers // 3, 2 * layers // 3}
+        reduction_prev = False
+        c_aux = c_prev
+        self.cells = nn.ModuleList()
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                c_curr *= 2
+            pairs, concat = (
+                (genotype.reduce, genotype.reduce_concat)
+                if reduction
+                else (genotype.normal, genotype.normal_concat)
+            )
+            self.cells.append(
+                _Cell(
+                    pairs,
+                    concat,
+                    c_prev_prev,
+                    c_prev,
+                    c_curr,
+                    reduction=reduction,
+                    reduction_prev=reduction_prev,
+                )
+            )
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, len(concat) * c_curr
+            if i == self._aux_layer:
+                c_aux = c_prev
+        self.auxiliary_head = _AuxiliaryHead(c_aux, num_classes) if auxiliary else None
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        s0 = s1 = self.stem(x)
+        aux_logits = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self._aux_layer and self.auxiliary_head is not None and self.training:
+                aux_logits = self.auxiliary_head(s1)
+        logits = self.classifier(torch.flatten(self.global_pooling(s1), 1))
+        if aux_logits is not None:
+            return logits, aux_logits
+        return logits
+
+
+# --------------------------------------------------------------------------- search space
+@register_search_space("darts")
+class DartsSearchSpace(SearchSpace[Genotype]):
+    """The DARTS micro space: normal and reduction cells of ``num_nodes`` nodes.
+
+    Each intermediate node ``k`` (2..num_nodes+1) of each cell takes two inputs, chosen among the
+    cell inputs and earlier nodes, each transformed by one operation; all intermediate nodes are
+    concatenated into the cell output. Parameters are named ``darts/{cell}/node{k}/input{s}``
+    (choices ``0..k-1``) and ``darts/{cell}/node{k}/op{s}`` with ``cell`` in ``normal``/``reduce``
+    and ``s`` in ``0``/``1``. Strings use the DARTS ``Genotype(...)`` format.
+
+    :meth:`build` accepts any valid genotype, also published cells outside the space (NASNet-A,
+    AmoebaNet-A, ENAS), while :meth:`from_string`, :meth:`to_params` and :meth:`suggest` stay in
+    the space; use :func:`parse_genotype` to read a genotype outside it.
+
+    Args:
+        num_nodes: Intermediate nodes per cell (4 in DARTS).
+        operations: Candidate operations, names from ``DARTS_OPS`` except ``none``; by default the
+            seven of DARTS (``PRIMITIVES`` without ``none``).
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas.search_spaces import create_search_space
+
+            space = create_search_space("darts")
+
+            def objective(trial):
+                genotype = space.suggest(trial)
+                model = space.build(genotype, num_classes=10, channels=8, layers=5)
+                return sum(p.numel() for p in model.parameters())
+
+            study = optuna.create_study()
+            study.optimize(objective, n_trials=2)
+            print(space.to_string(space.from_params(study.best_params)))
+    """
+
+    name = "darts"
+    prefix = "darts"
+
+    def __init__(
+        self, *, num_nodes: int = 4, operations: Sequence[str] = _SEARCH_OPERATIONS
+    ) -> None:
+        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}.")
+        if isinstance(operations, str):
+            raise ValueError(f"operations must be a sequence of names, got {operations!r}.")
+        operations = tuple(operations)
+        bad = [op for op in operations if op == "none" or op not in DARTS_OPS]
+        if bad or not operations or len(set(operations)) != len(operations):
+            raise ValueError(
+                f"operations must be distinct names from {sorted(set(DARTS_OPS) - {'none'})!r}; "
+                f"got {list(operations)!r} (bad: {bad!r})."
+            )
+        self.num_nodes = num_nodes
+        self.operations = operations
+        self._concat = tuple(range(2, 2 + num_nodes))
+        decisions = []
+        for cell in _CELLS:
+            for node in range(2, 2 + num_nodes):
+                for slot in (0, 1):
+                    decisions.append(
+                        Decision(self.param_name(cell, node, "input", slot), tuple(range(node)))
+                    )
+                    decisions.append(Decision(self.param_name(cell, node, "op", slot), operations))
+        self._decisions = tuple(decisions)
+
+    def param_name(self, cell: str, node: int, kind: str, slot: int) -> str:
+        """The Optuna parameter name, e.g. ``param_name("normal", 2, "op", 0)``."""
+        return f"{self.prefix}/{cell}/node{node}/{kind}{slot}"
+
+    @property
+    def decisions(self) -> Sequence[Decision]:
+        return self._decisions
+
+    def from_params(self, params: Mapping[str, Any]) -> Genotype:
+        values = self._read_decisions(params)
+        cells = {
+            cell: [
+                (
+                    values[self.param_name(cell, node, "op", slot)],
+                    values[self.param_name(cell, node, "input", slot)],
+                )
+                for node in range(2, 2 + self.num_nodes)
+                for slot in (0, 1)
+            ]
+            for cell in _CELLS
+        }
+        return Genotype(cells["normal"], self._concat, cells["reduce"], self._concat)
+
+    def to_params(self, arch: Genotype) -> dict[str, Any]:
+        genotype = self._check(arch)
+        params: dict[str, Any] = {}
+        for cell, pairs in zip(_CELLS, (genotype.normal, genotype.reduce)):
+            for position, (op, index) in enumerate(pairs):
+                node, slot = 2 + position // 2, position % 2
+                params[self.param_name(cell, node, "input", slot)] = index
+                params[self.param_name(cell, node, "op", slot)] = op
+        return params
+
+    def to_string(self, arch: Genotype) -> str:
+        """The DARTS string of ``arch`` (``str(arch)``); any valid genotype can be printed."""
+        return str(_as_genotype(arch))
+
+    def from_string(self, text: str) -> Genotype:
+        """Parse a DARTS genotype string and check that the genotype is in this space.
+
+        Raises:
+            ValueError: The string is malformed (see :func:`parse_genotype`) or the genotype is
+                outside this space (other node count, operation or concat).
+        """
+        return self._check(parse_genotype(text))
+
+    def build(
+        self,
+        arch: Genotype,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        channels: int = 36,
+        layers: int = 20,
+        auxiliary: bool = False,
+        drop_path_prob: float = 0.0,
+        stem_multiplier: int = 3,
+        **kwargs: Any,
+    ) -> nn.Module:
+        """Build the DARTS evaluation network (:class:`DartsNetwork`) of any valid genotype.
+
+        The defaults are DARTS' CIFAR-10 network (C=36, 20 cells): with ``DARTS_V2`` and 10
+        classes it has 3.35M parameters without the auxiliary head. Smaller ``channels`` and
+        ``layers`` give a cheap low-fidelity proxy. See :class:`DartsNetwork` for the arguments.
+        """
+        if kwargs:
+            raise ValueError(f"Unknown build options for darts: {sorted(kwargs)!r}.")
+        return DartsNetwork(
+            _as_genotype(arch),
+            num_classes=num_classes,
+            in_channels=in_channels,
+            channels=channels,
+            layers=layers,
+            auxiliary=auxiliary,
+            drop_path_prob=drop_path_prob,
+            stem_multiplier=stem_multiplier,
+        )
+
+    def _check(self, arch: Any) -> Genotype:
+        genotype = _as_genotype(arch)
+        for cell in _CELLS:
+            pairs = getattr(genotype, cell)
+            if len(pairs) != 2 * self.num_nodes:
+                raise ValueError(
+                    f"Genotype {genotype} is outside this search space: its {cell} cell has "
+                    f"{len(pairs) // 2} intermediate nodes, the space has {self.num_nodes}. "
+                    "parse_genotype and build accept it."
+                )
+            bad = sorted({op for op, _ in pairs if op not in self.operations})
+            if bad:
+                raise ValueError(
+                    f"Genotype {genotype} is outside this search space: operation(s) {bad!r} "
+                    f"in its {cell} cell are not in {list(self.operations)!r}. "
+                    "parse_genotype and build accept it."
+                )
+            concat = getattr(genotype, f"{cell}_concat")
+            if concat != self._concat:
+                raise ValueError(
+                    f"Genotype {genotype} is outside this search space: {cell}_concat is "
+                    f"{list(concat)!r}, the space concatenates all nodes {list(self._concat)!r}."
+                )
+        return genotype
+
+    def __repr__(self) -> str:
+        args = []
+        if self.num_nodes != 4:
+            args.append(f"num_nodes={self.num_nodes}")
+        if self.operations != _SEARCH_OPERATIONS:
+            args.append(f"operations={list(self.operations)!r}")
+        return f"DartsSearchSpace({', '.join(args)})"

@@ -80,7 +80,7 @@ class _NB201InferCell(nn.Module):
             return x.mul(0.0)
         nodes: list[torch.Tensor | None] = [x] + [None] * (_NUM_NODES - 1)
         for to_node in range(1, _NUM_NODES):
-            terms = [self.edges[key](nodes[j]) for j, key in self.inputs[to_node]]  # type: ignore[arg-type]
+            terms = [self.edges[key](nodes[j]) for j, key in self.inputs[to_node]]
             if terms:
                 nodes[to_node] = torch.stack(terms).sum(0) if len(terms) > 1 else terms[0]
         out = nodes[-1]
@@ -280,7 +280,8 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
         bad = [op for op in arch.ops if op not in self.operations]
         if bad:
             raise ValueError(
-                f"Operation(s) {bad!r} are not in this space's operations {list(self.operations)!r}."
+                f"Operation(s) {bad!r} are not in this space's operations "
+                f"{list(self.operations)!r}."
             )
 
     def __repr__(self) -> str:
