@@ -13,6 +13,8 @@ from optuna_nas.search_spaces._darts import DartsSearchSpace
 from optuna_nas.search_spaces._darts import Genotype
 from optuna_nas.search_spaces._darts import parse_genotype
 from optuna_nas.search_spaces._macro import MacroArchitecture
+from optuna_nas.search_spaces._macro import MacroLayer
+from optuna_nas.search_spaces._macro import MacroNetwork
 from optuna_nas.search_spaces._macro import MacroSearchSpace
 from optuna_nas.search_spaces._nasbench201 import NB201_OPERATIONS
 from optuna_nas.search_spaces._nasbench201 import NASBench201SearchSpace
@@ -35,6 +37,8 @@ __all__ = [
     "ENAS",
     "Genotype",
     "MacroArchitecture",
+    "MacroLayer",
+    "MacroNetwork",
     "MacroSearchSpace",
     "NASBench201SearchSpace",
     "NASNET_A",

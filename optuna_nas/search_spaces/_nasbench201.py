@@ -43,6 +43,8 @@ class NB201Cell:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        # Store a tuple even when given a list, so cells are hashable and compare by value.
+        object.__setattr__(self, "ops", tuple(self.ops))
         if len(self.ops) != len(EDGES):
             raise ValueError(f"A NAS-Bench-201 cell has {len(EDGES)} edges, got {len(self.ops)}.")
         for op in self.ops:
@@ -58,34 +60,30 @@ class NB201Cell:
 
 
 class _NB201InferCell(nn.Module):
-    """A discrete NAS-Bench-201 cell. ``none`` edges and edges from dead nodes are dropped."""
+    """A discrete NAS-Bench-201 cell, built like NB201's own: every edge, ``none`` included.
+
+    Keeping every edge makes parameter counts match the benchmark's and keeps every parameter in
+    the autograd graph (a dead-end edge gets a zero gradient), which DDP requires. A cell whose
+    output is disconnected from its input outputs zeros: valid and weak.
+    """
 
     def __init__(self, cell: NB201Cell, channels: int) -> None:
         super().__init__()
-        alive = [True] + [False] * (_NUM_NODES - 1)
-        self.edges = nn.ModuleDict()
-        self.inputs: list[list[tuple[int, str]]] = [[] for _ in range(_NUM_NODES)]
-        for (to_node, from_node), op in zip(EDGES, cell.ops):
-            if op == "none" or not alive[from_node]:
-                continue
-            key = f"{to_node}_{from_node}"
-            self.edges[key] = NB201_OPS[op](channels, channels, 1, True)
-            self.inputs[to_node].append((from_node, key))
-            alive[to_node] = True
-        self.output_alive = alive[-1]
+        self.edges = nn.ModuleDict(
+            {
+                f"{to_node}_{from_node}": NB201_OPS[op](channels, channels, 1, True)
+                for (to_node, from_node), op in zip(EDGES, cell.ops)
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.output_alive:
-            # The output is disconnected from the input: a valid, weak cell.
-            return x.mul(0.0)
-        nodes: list[torch.Tensor | None] = [x] + [None] * (_NUM_NODES - 1)
+        nodes = [x]
         for to_node in range(1, _NUM_NODES):
-            terms = [self.edges[key](nodes[j]) for j, key in self.inputs[to_node]]
-            if terms:
-                nodes[to_node] = torch.stack(terms).sum(0) if len(terms) > 1 else terms[0]
-        out = nodes[-1]
-        assert out is not None
-        return out
+            out = self.edges[f"{to_node}_0"](nodes[0])
+            for from_node in range(1, to_node):
+                out = out + self.edges[f"{to_node}_{from_node}"](nodes[from_node])
+            nodes.append(out)
+        return nodes[-1]
 
 
 class _ResidualReduction(nn.Module):
