@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from optuna_nas.benchmarks import NB301_MAX_EPOCHS
+from optuna_nas.benchmarks import NB301Benchmark
+from optuna_nas.benchmarks import resolve_data_dir
+from optuna_nas.benchmarks import to_nb301_config
+from optuna_nas.search_spaces import DARTS_V1
+from optuna_nas.search_spaces import DARTS_V2
+from optuna_nas.search_spaces import NASNET_A
+from optuna_nas.search_spaces import DartsSearchSpace
+from optuna_nas.search_spaces import Genotype
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+P = "NetworkSelectorDatasetInfo_COLON_darts_COLON_"
+SPACE = DartsSearchSpace()
+
+
+def _genotype(normal: list[tuple[str, int]], reduce: list[tuple[str, int]]) -> Genotype:
+    return Genotype(
+        normal=normal, normal_concat=[2, 3, 4, 5], reduce=reduce, reduce_concat=[2, 3, 4, 5]
+    )
+
+
+def _distinct_genotypes(n: int, seed: int) -> list[Genotype]:
+    """Random genotypes of the DARTS space whose nodes read two distinct inputs."""
+    rng = np.random.default_rng(seed)
+    out: list[Genotype] = []
+    while len(out) < n:
+        g = SPACE.sample(rng)
+        if all(
+            a[1] != b[1] for cell in (g.normal, g.reduce) for a, b in zip(cell[::2], cell[1::2])
+        ):
+            out.append(g)
+    return out
+
+
+def test_mapping_of_a_hand_built_genotype() -> None:
+    # NB301 numbers a cell's 14 edges node by node: node 2 <- 0,1 (edges 0,1), node 3 <- 0..2
+    # (2..4), node 4 <- 0..3 (5..8), node 5 <- 0..4 (9..13).
+    normal = [
+        ("sep_conv_3x3", 1), ("skip_connect", 0),
+        ("dil_conv_5x5", 2), ("max_pool_3x3", 0),
+        ("avg_pool_3x3", 3), ("sep_conv_5x5", 1),
+        ("dil_conv_3x3", 4), ("skip_connect", 0),
+    ]  # fmt: skip
+    reduce = [
+        ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+        ("skip_connect", 1), ("skip_connect", 2),
+        ("sep_conv_3x3", 2), ("sep_conv_3x3", 3),
+        ("avg_pool_3x3", 3), ("avg_pool_3x3", 4),
+    ]  # fmt: skip
+    expected = {
+        "edge_normal_1": "sep_conv_3x3", "edge_normal_0": "skip_connect",
+        "edge_normal_4": "dil_conv_5x5", "edge_normal_2": "max_pool_3x3",
+        "inputs_node_normal_3": "0_2",
+        "edge_normal_8": "avg_pool_3x3", "edge_normal_6": "sep_conv_5x5",
+        "inputs_node_normal_4": "1_3",
+        "edge_normal_13": "dil_conv_3x3", "edge_normal_9": "skip_connect",
+        "inputs_node_normal_5": "0_4",
+        "edge_reduce_0": "max_pool_3x3", "edge_reduce_1": "max_pool_3x3",
+        "edge_reduce_3": "skip_connect", "edge_reduce_4": "skip_connect",
+        "inputs_node_reduce_3": "1_2",
+        "edge_reduce_7": "sep_conv_3x3", "edge_reduce_8": "sep_conv_3x3",
+        "inputs_node_reduce_4": "2_3",
+        "edge_reduce_12": "avg_pool_3x3", "edge_reduce_13": "avg_pool_3x3",
+        "inputs_node_reduce_5": "3_4",
+    }  # fmt: skip
+    assert to_nb301_config(_genotype(normal, reduce)) == {P + k: v for k, v in expected.items()}
+
+
+def test_mapping_rejects_genotypes_outside_nb301() -> None:
+    with pytest.raises(ValueError, match="Node 3 of the normal cell reads input 1 twice"):
+        to_nb301_config(
+            DARTS_V2._replace(
+                normal=(
+                    *DARTS_V2.normal[:2],
+                    ("sep_conv_3x3", 1),
+                    ("skip_connect", 1),
+                    *DARTS_V2.normal[4:],
+                )
+            )
+        )
+    with pytest.raises(ValueError, match="4 intermediate nodes"):
+        to_nb301_config(NASNET_A)
+    with pytest.raises(ValueError, match="concatenates all intermediate nodes"):
+        to_nb301_config(DARTS_V2._replace(reduce_concat=(2, 3, 4)))
+    with pytest.raises(ValueError, match="'conv_7x1_1x7'"):
+        to_nb301_config(DARTS_V2._replace(reduce=(("conv_7x1_1x7", 0), *DARTS_V2.reduce[1:])))
+
+
+# ----------------------------------------------------------------------- needs yahpo + data
+def _data_folder() -> Path:
+    try:
+        folder = resolve_data_dir() / "nasbench301"
+    except FileNotFoundError:
+        pytest.skip("NAS-Bench-301 data not found (set OPTUNA_NAS_DATA)")
+    if not (folder / "model.onnx").is_file():
+        pytest.skip("NAS-Bench-301 data not found (set OPTUNA_NAS_DATA)")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bench() -> NB301Benchmark:
+    pytest.importorskip("yahpo_gym")
+    _data_folder()
+    return NB301Benchmark()
+
+
+def test_configs_are_valid_in_nb301_config_space() -> None:
+    """Check the mapping against NB301's own conditions (which edge is active for which inputs)."""
+    cs_module = pytest.importorskip("ConfigSpace")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        space = cs_module.ConfigurationSpace.from_json(_data_folder() / "config_space.json")
+    for genotype in [DARTS_V1, DARTS_V2, *_distinct_genotypes(20, seed=0)]:
+        values = {**to_nb301_config(genotype), "epoch": 98}
+        # Raises if a value is illegal, an active hyperparameter is missing or an inactive one set.
+        cs_module.Configuration(space, values=values).check_valid_configuration()
+
+
+def test_learning_curve(bench: NB301Benchmark) -> None:
+    curve = bench.learning_curve(DARTS_V2)
+    assert curve.shape == (NB301_MAX_EPOCHS,)
+    assert np.all((curve > 0) & (curve < 100))
+    # Data README: cells score about 59% at epoch 1 and 90..93% after 98 epochs.
+    assert curve[0] < 75 < 85 < curve[-1]
+    assert bench.accuracy(DARTS_V2, epoch=10) == pytest.approx(curve[9], abs=1e-4)
+    assert np.allclose(bench.learning_curve(DARTS_V2, [3, 1]), curve[[2, 0]], atol=1e-4)
+    with pytest.raises(ValueError, match="epochs must lie in 1..98"):
+        bench.learning_curve(DARTS_V2, [0, 5])
+    # One surrogate and one temporary copy per process, whatever the number of objects.
+    assert NB301Benchmark()._bench is bench._bench
+
+
+def test_loading_leaves_the_users_yahpo_config_alone(bench: NB301Benchmark) -> None:
+    import sys
+
+    import yahpo_gym.configuration
+
+    # The private configuration is swapped in only while loading; the user's one is back.
+    user_config = sys.modules["yahpo_gym.local_config"].local_config
+    assert yahpo_gym.configuration.local_config is user_config
+
+
+def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
+    class PruneAfterThree(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return trial.number == 1 and max(trial.intermediate_values) >= 3
+
+    equal_inputs = SPACE.to_params(DARTS_V2)
+    equal_inputs["darts/normal/node2/input1"] = equal_inputs["darts/normal/node2/input0"]
+    study = optuna.create_study(direction="maximize", pruner=PruneAfterThree())
+    for g in (DARTS_V2, DARTS_V1):
+        study.enqueue_trial(SPACE.to_params(g))
+    study.enqueue_trial(equal_inputs)
+    study.optimize(bench.objective(max_epochs=10), n_trials=3)
+    done, pruned, failed = study.trials
+
+    assert done.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(done.intermediate_values) == list(range(1, 11))
+    assert done.user_attrs["learning_curve"] == [done.intermediate_values[e] for e in range(1, 11)]
+    assert done.user_attrs["epochs_used"] == 10
+    assert done.value == pytest.approx(bench.accuracy(DARTS_V2, epoch=10))
+    assert done.user_attrs["arch"] == SPACE.to_string(DARTS_V2)
+
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    assert pruned.user_attrs["epochs_used"] == 3 and len(pruned.user_attrs["learning_curve"]) == 3
+
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert "reads input 0 twice" in failed.user_attrs["fail_reason"]
+
+
+def test_objective_validates(bench: NB301Benchmark) -> None:
+    with pytest.raises(ValueError, match="max_epochs must be an int in 1..98, got 99"):
+        bench.objective(max_epochs=99)
+    with pytest.raises(ValueError, match="space must be a DARTS space with 4 nodes"):
+        bench.objective(space=DartsSearchSpace(num_nodes=5))
+    with pytest.raises(ValueError, match="space must be a DARTS space"):
+        bench.objective(space=DartsSearchSpace(operations=["sep_conv_7x7", "skip_connect"]))
+
+
+def test_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "nasbench301").mkdir()
+    (tmp_path / "nasbench301" / "model.onnx").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="encoding.json"):
+        NB301Benchmark(data_dir=tmp_path)
