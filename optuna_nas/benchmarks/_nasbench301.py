@@ -47,8 +47,11 @@ def to_nb301_config(genotype: Any) -> dict[str, str]:
     """Map a DARTS genotype to NAS-Bench-301's configuration (YAHPO Gym ``nb301`` names).
 
     NAS-Bench-301 encodes a cell by its 14 possible edges (``edge_{cell}_{e}`` = operation of
-    edge ``e``) and, for intermediate nodes 3..5, the pair of inputs (``inputs_node_{cell}_{k}``
-    such as ``"0_2"``). Only active hyperparameters are returned; add ``"epoch"`` to query.
+    edge ``e``) and, for intermediate nodes 3..5, the unordered pair of inputs
+    (``inputs_node_{cell}_{k}`` such as ``"0_2"``). Only active hyperparameters are returned; add
+    ``"epoch"`` to query. Every genotype of the default ``darts`` space (``distinct_inputs=True``)
+    with its seven operations maps to a configuration; the order of a node's two inputs does not
+    matter.
 
     Args:
         genotype: A :class:`~optuna_nas.search_spaces.Genotype` (or any object with ``normal``,
@@ -176,9 +179,12 @@ class NB301Benchmark:
         Args:
             max_epochs: Epochs to report (1..98); the returned value is the accuracy at
                 ``max_epochs``.
-            space: A 4-node :class:`~optuna_nas.search_spaces.DartsSearchSpace` (default: the
-                DARTS space). Cells reading the same input twice are outside NAS-Bench-301; those
-                trials FAIL (NaN) with the reason in the ``fail_reason`` user attribute.
+            space: A 4-node :class:`~optuna_nas.search_spaces.DartsSearchSpace` with operations
+                from ``NB301_OPERATIONS`` (default: ``DartsSearchSpace()``, the DARTS space, whose
+                nodes read two distinct inputs, so every trial is a valid NAS-Bench-301 query).
+                With ``distinct_inputs=False``, cells reading the same input twice are outside
+                NAS-Bench-301; those trials FAIL (NaN) with the reason in the ``fail_reason``
+                user attribute.
         """
         return NB301Objective(bench=self, max_epochs=max_epochs, space=space)
 
@@ -194,7 +200,7 @@ class NB301Objective:
     ``1..max_epochs``), raising :class:`optuna.TrialPruned` when the pruner says so. User
     attributes: ``arch`` (DARTS genotype string), ``learning_curve`` (accuracies reported, in
     percent), ``epochs_used`` (epochs "trained", for compute accounting) and, for cells outside
-    NAS-Bench-301, ``fail_reason``.
+    NAS-Bench-301 (only possible with a ``distinct_inputs=False`` space), ``fail_reason``.
     """
 
     directions: tuple[str, ...] = ("maximize",)
@@ -231,7 +237,8 @@ class NB301Objective:
         try:
             curve = self.bench.learning_curve(genotype, self.max_epochs)
         except ValueError as e:
-            # Outside NB301 (e.g. a node reading one input twice): fail this trial, not the study.
+            # Outside NB301 (a node reading one input twice, possible only in a
+            # distinct_inputs=False space): fail this trial, not the study.
             trial.set_user_attr("fail_reason", str(e))
             return float("nan")
         for epoch, accuracy in enumerate(curve, start=1):

@@ -7,7 +7,8 @@ of the cells two and one steps back); intermediate node ``k`` (``k >= 2``) may r
 ``< k``. Strings use the format DARTS prints, so genotypes can be pasted from papers and code.
 
 * :class:`DartsSearchSpace` (``create_search_space("darts")``) is the searchable space: 4 nodes,
-  7 operations, all intermediate nodes concatenated, as in DARTS.
+  7 operations, two *distinct* inputs per node, all intermediate nodes concatenated, as in DARTS
+  and NAS-Bench-301 (``distinct_inputs=False`` gives NASNet-style independent inputs).
 * :func:`parse_genotype` and :class:`DartsNetwork` work with *any* valid genotype, e.g. the
   published NASNet-A and AmoebaNet-A cells (5 nodes, operations outside the searchable 7).
 """
@@ -567,15 +568,31 @@ class DartsNetwork(nn.Module):
 
 
 # --------------------------------------------------------------------------- search space
+def _pair_choice(first: int, second: int) -> str:
+    """The ``inputs`` choice of a node reading ``first`` then ``second``, e.g. ``"2_1"``."""
+    # A string, not a tuple: Optuna storages keep only None/bool/int/float/str choices exactly.
+    return f"{first}_{second}"
+
+
 @register_search_space("darts")
 class DartsSearchSpace(SearchSpace[Genotype]):
     """The DARTS micro space: normal and reduction cells of ``num_nodes`` nodes.
 
     Each intermediate node ``k`` (2..num_nodes+1) of each cell takes two inputs, chosen among the
     cell inputs and earlier nodes, each transformed by one operation; all intermediate nodes are
-    concatenated into the cell output. Parameters are named ``darts/{cell}/node{k}/input{s}``
-    (choices ``0..k-1``) and ``darts/{cell}/node{k}/op{s}`` with ``cell`` in ``normal``/``reduce``
-    and ``s`` in ``0``/``1``. Strings use the DARTS ``Genotype(...)`` format.
+    concatenated into the cell output. Strings use the DARTS ``Genotype(...)`` format.
+
+    Parameters, with ``cell`` in ``normal``/``reduce``, asked node by node in this order:
+
+    * ``distinct_inputs=True`` (default; the discrete space of DARTS and NAS-Bench-301, where a
+      node reads two *different* inputs): ``darts/{cell}/node{k}/inputs``, an ordered pair of
+      distinct inputs written ``"i_j"`` (``i != j``, both ``< k``), then
+      ``darts/{cell}/node{k}/op0`` (applied to input ``i``) and ``darts/{cell}/node{k}/op1``
+      (applied to ``j``). The pairs are ordered so that every genotype keeps its order of
+      ``(operation, input)`` pairs (DARTS_V2's reduce cell lists input 2 before input 1) and
+      round-trips exactly; ``"i_j"`` and ``"j_i"`` with swapped operations are the same network.
+    * ``distinct_inputs=False`` (NASNet-style; a node may read one input twice):
+      ``darts/{cell}/node{k}/input0`` (choices ``0..k-1``), ``op0``, ``input1``, ``op1``.
 
     :meth:`build` accepts any valid genotype, also published cells outside the space (NASNet-A,
     AmoebaNet-A, ENAS), while :meth:`from_string`, :meth:`to_params` and :meth:`suggest` stay in
@@ -585,6 +602,7 @@ class DartsSearchSpace(SearchSpace[Genotype]):
         num_nodes: Intermediate nodes per cell (4 in DARTS).
         operations: Candidate operations, names from ``DARTS_OPS`` except ``none``; by default the
             seven of DARTS (``PRIMITIVES`` without ``none``).
+        distinct_inputs: Whether the two inputs of a node must differ (DARTS, NAS-Bench-301).
 
     Example:
         .. code-block:: python
@@ -608,10 +626,16 @@ class DartsSearchSpace(SearchSpace[Genotype]):
     prefix = "darts"
 
     def __init__(
-        self, *, num_nodes: int = 4, operations: Sequence[str] = _SEARCH_OPERATIONS
+        self,
+        *,
+        num_nodes: int = 4,
+        operations: Sequence[str] = _SEARCH_OPERATIONS,
+        distinct_inputs: bool = True,
     ) -> None:
         if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
             raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}.")
+        if not isinstance(distinct_inputs, (bool, np.bool_)):
+            raise ValueError(f"distinct_inputs must be a bool, got {distinct_inputs!r}.")
         if isinstance(operations, str):
             raise ValueError(f"operations must be a sequence of names, got {operations!r}.")
         operations = tuple(operations)
@@ -623,20 +647,48 @@ class DartsSearchSpace(SearchSpace[Genotype]):
             )
         self.num_nodes = num_nodes
         self.operations = operations
+        self.distinct_inputs = bool(distinct_inputs)
         self._concat = tuple(range(2, 2 + num_nodes))
         decisions = []
         for cell in _CELLS:
             for node in range(2, 2 + num_nodes):
-                for slot in (0, 1):
-                    decisions.append(
-                        Decision(self.param_name(cell, node, "input", slot), tuple(range(node)))
+                if self.distinct_inputs:
+                    pairs = tuple(
+                        _pair_choice(i, j) for i in range(node) for j in range(node) if i != j
                     )
-                    decisions.append(Decision(self.param_name(cell, node, "op", slot), operations))
+                    decisions.append(Decision(self.param_name(cell, node, "inputs"), pairs))
+                    for slot in (0, 1):
+                        decisions.append(
+                            Decision(self.param_name(cell, node, "op", slot), operations)
+                        )
+                else:
+                    for slot in (0, 1):
+                        decisions.append(
+                            Decision(
+                                self.param_name(cell, node, "input", slot), tuple(range(node))
+                            )
+                        )
+                        decisions.append(
+                            Decision(self.param_name(cell, node, "op", slot), operations)
+                        )
         self._decisions = tuple(decisions)
 
-    def param_name(self, cell: str, node: int, kind: str, slot: int) -> str:
-        """The Optuna parameter name, e.g. ``param_name("normal", 2, "op", 0)``."""
-        return f"{self.prefix}/{cell}/node{node}/{kind}{slot}"
+    def param_name(self, cell: str, node: int, kind: str, slot: int | None = None) -> str:
+        """The Optuna parameter name.
+
+        E.g. ``param_name("normal", 2, "op", 0)`` is ``"darts/normal/node2/op0"`` and
+        ``param_name("reduce", 3, "inputs")`` is ``"darts/reduce/node3/inputs"``.
+        """
+        return f"{self.prefix}/{cell}/node{node}/{kind}{'' if slot is None else slot}"
+
+    def _node_inputs(self, values: Mapping[str, Any], cell: str, node: int) -> tuple[int, int]:
+        if self.distinct_inputs:
+            first, second = values[self.param_name(cell, node, "inputs")].split("_")
+            return int(first), int(second)
+        return (
+            values[self.param_name(cell, node, "input", 0)],
+            values[self.param_name(cell, node, "input", 1)],
+        )
 
     @property
     def decisions(self) -> Sequence[Decision]:
@@ -644,27 +696,29 @@ class DartsSearchSpace(SearchSpace[Genotype]):
 
     def from_params(self, params: Mapping[str, Any]) -> Genotype:
         values = self._read_decisions(params)
-        cells = {
-            cell: [
-                (
-                    values[self.param_name(cell, node, "op", slot)],
-                    values[self.param_name(cell, node, "input", slot)],
-                )
-                for node in range(2, 2 + self.num_nodes)
-                for slot in (0, 1)
-            ]
-            for cell in _CELLS
-        }
+        cells: dict[str, list[tuple[str, int]]] = {cell: [] for cell in _CELLS}
+        for cell in _CELLS:
+            for node in range(2, 2 + self.num_nodes):
+                for slot, index in enumerate(self._node_inputs(values, cell, node)):
+                    cells[cell].append((values[self.param_name(cell, node, "op", slot)], index))
         return Genotype(cells["normal"], self._concat, cells["reduce"], self._concat)
 
     def to_params(self, arch: Genotype) -> dict[str, Any]:
         genotype = self._check(arch)
         params: dict[str, Any] = {}
         for cell, pairs in zip(_CELLS, (genotype.normal, genotype.reduce)):
-            for position, (op, index) in enumerate(pairs):
-                node, slot = 2 + position // 2, position % 2
-                params[self.param_name(cell, node, "input", slot)] = index
-                params[self.param_name(cell, node, "op", slot)] = op
+            for position in range(0, len(pairs), 2):
+                node = 2 + position // 2
+                (op0, index0), (op1, index1) = pairs[position], pairs[position + 1]
+                if self.distinct_inputs:
+                    params[self.param_name(cell, node, "inputs")] = _pair_choice(index0, index1)
+                    params[self.param_name(cell, node, "op", 0)] = op0
+                    params[self.param_name(cell, node, "op", 1)] = op1
+                else:
+                    params[self.param_name(cell, node, "input", 0)] = index0
+                    params[self.param_name(cell, node, "op", 0)] = op0
+                    params[self.param_name(cell, node, "input", 1)] = index1
+                    params[self.param_name(cell, node, "op", 1)] = op1
         return params
 
     def to_string(self, arch: Genotype) -> str:
@@ -676,7 +730,8 @@ class DartsSearchSpace(SearchSpace[Genotype]):
 
         Raises:
             ValueError: The string is malformed (see :func:`parse_genotype`) or the genotype is
-                outside this space (other node count, operation or concat).
+                outside this space (other node count, operation or concat, or, with
+                ``distinct_inputs=True``, a node reading one input twice).
         """
         return self._check(parse_genotype(text))
 
@@ -735,6 +790,19 @@ class DartsSearchSpace(SearchSpace[Genotype]):
                     f"Genotype {genotype} is outside this search space: {cell}_concat is "
                     f"{list(concat)!r}, the space concatenates all nodes {list(self._concat)!r}."
                 )
+        # Checked after the shape of both cells, which is the more basic reason to reject.
+        for cell in _CELLS if self.distinct_inputs else ():
+            pairs = getattr(genotype, cell)
+            for position in range(0, len(pairs), 2):
+                index = pairs[position][1]
+                if index == pairs[position + 1][1]:
+                    raise ValueError(
+                        f"Genotype {genotype} is outside this search space: node "
+                        f"{2 + position // 2} of its {cell} cell reads input {index} twice, "
+                        "the space needs two distinct inputs per node (as DARTS and "
+                        "NAS-Bench-301). DartsSearchSpace(distinct_inputs=False), "
+                        "parse_genotype and build accept it."
+                    )
         return genotype
 
     def __repr__(self) -> str:
@@ -743,4 +811,6 @@ class DartsSearchSpace(SearchSpace[Genotype]):
             args.append(f"num_nodes={self.num_nodes}")
         if self.operations != _SEARCH_OPERATIONS:
             args.append(f"operations={list(self.operations)!r}")
+        if not self.distinct_inputs:
+            args.append("distinct_inputs=False")
         return f"DartsSearchSpace({', '.join(args)})"

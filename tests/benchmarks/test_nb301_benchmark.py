@@ -19,7 +19,8 @@ from optuna_nas.search_spaces import Genotype
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 P = "NetworkSelectorDatasetInfo_COLON_darts_COLON_"
-SPACE = DartsSearchSpace()
+SPACE = DartsSearchSpace()  # distinct inputs per node, as in NAS-Bench-301
+INDEPENDENT = DartsSearchSpace(distinct_inputs=False)
 
 
 def _genotype(normal: list[tuple[str, int]], reduce: list[tuple[str, int]]) -> Genotype:
@@ -28,17 +29,18 @@ def _genotype(normal: list[tuple[str, int]], reduce: list[tuple[str, int]]) -> G
     )
 
 
-def _distinct_genotypes(n: int, seed: int) -> list[Genotype]:
-    """Random genotypes of the DARTS space whose nodes read two distinct inputs."""
+def _random_genotypes(n: int, seed: int) -> list[Genotype]:
+    """Random genotypes of the default DARTS space."""
     rng = np.random.default_rng(seed)
-    out: list[Genotype] = []
-    while len(out) < n:
-        g = SPACE.sample(rng)
-        if all(
-            a[1] != b[1] for cell in (g.normal, g.reduce) for a, b in zip(cell[::2], cell[1::2])
-        ):
-            out.append(g)
-    return out
+    return [SPACE.sample(rng) for _ in range(n)]
+
+
+def _swap_inputs(genotype: Genotype, cell: str, node: int) -> Genotype:
+    """The same network with the two (operation, input) pairs of ``node`` listed the other way."""
+    pairs = list(getattr(genotype, cell))
+    p = 2 * (node - 2)
+    pairs[p], pairs[p + 1] = pairs[p + 1], pairs[p]
+    return Genotype(**{**genotype._asdict(), cell: pairs})
 
 
 def test_mapping_of_a_hand_built_genotype() -> None:
@@ -73,6 +75,26 @@ def test_mapping_of_a_hand_built_genotype() -> None:
         "inputs_node_reduce_5": "3_4",
     }  # fmt: skip
     assert to_nb301_config(_genotype(normal, reduce)) == {P + k: v for k, v in expected.items()}
+
+
+def test_every_genotype_of_the_default_space_maps() -> None:
+    for genotype in _random_genotypes(500, seed=1):
+        config = to_nb301_config(genotype)
+        # 2 * 8 edges and the input pairs of nodes 3..5 of both cells.
+        assert len(config) == 2 * 8 + 2 * 3
+        # NB301 pairs are unordered: listing a node's inputs the other way is the same cell.
+        for cell in ("normal", "reduce"):
+            assert to_nb301_config(_swap_inputs(genotype, cell, 4)) == config
+    # Independent inputs mostly give cells outside NB301 (why the default space is distinct).
+    rng = np.random.default_rng(2)
+    outside = 0
+    for _ in range(100):
+        try:
+            to_nb301_config(INDEPENDENT.sample(rng))
+        except ValueError as e:
+            assert "twice" in str(e)
+            outside += 1
+    assert outside > 80
 
 
 def test_mapping_rejects_genotypes_outside_nb301() -> None:
@@ -121,7 +143,7 @@ def test_configs_are_valid_in_nb301_config_space() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         space = cs_module.ConfigurationSpace.from_json(_data_folder() / "config_space.json")
-    for genotype in [DARTS_V1, DARTS_V2, *_distinct_genotypes(20, seed=0)]:
+    for genotype in [DARTS_V1, DARTS_V2, *_random_genotypes(50, seed=0)]:
         values = {**to_nb301_config(genotype), "epoch": 98}
         # Raises if a value is illegal, an active hyperparameter is missing or an inactive one set.
         cs_module.Configuration(space, values=values).check_valid_configuration()
@@ -156,14 +178,11 @@ def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
         def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
             return trial.number == 1 and max(trial.intermediate_values) >= 3
 
-    equal_inputs = SPACE.to_params(DARTS_V2)
-    equal_inputs["darts/normal/node2/input1"] = equal_inputs["darts/normal/node2/input0"]
     study = optuna.create_study(direction="maximize", pruner=PruneAfterThree())
     for g in (DARTS_V2, DARTS_V1):
         study.enqueue_trial(SPACE.to_params(g))
-    study.enqueue_trial(equal_inputs)
-    study.optimize(bench.objective(max_epochs=10), n_trials=3)
-    done, pruned, failed = study.trials
+    study.optimize(bench.objective(max_epochs=10), n_trials=2)
+    done, pruned = study.trials
 
     assert done.state == optuna.trial.TrialState.COMPLETE
     assert sorted(done.intermediate_values) == list(range(1, 11))
@@ -175,8 +194,39 @@ def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
     assert pruned.state == optuna.trial.TrialState.PRUNED
     assert pruned.user_attrs["epochs_used"] == 3 and len(pruned.user_attrs["learning_curve"]) == 3
 
+
+def test_objective_on_random_cells_never_fails(bench: NB301Benchmark) -> None:
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.NopPruner(),
+    )
+    study.optimize(bench.objective(max_epochs=3), n_trials=30)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 30
+    for trial in study.trials:
+        assert "fail_reason" not in trial.user_attrs
+        assert trial.value is not None and 0 < trial.value < 100
+        genotype = SPACE.from_params(trial.params)
+        assert trial.user_attrs["arch"] == str(genotype)
+        assert trial.value == pytest.approx(bench.accuracy(genotype, epoch=3), abs=1e-4)
+    assert len({t.user_attrs["arch"] for t in study.trials}) == 30
+
+
+def test_objective_fails_cells_outside_nb301(bench: NB301Benchmark) -> None:
+    equal_inputs = INDEPENDENT.to_params(DARTS_V2)
+    equal_inputs["darts/normal/node2/input1"] = equal_inputs["darts/normal/node2/input0"]
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(equal_inputs)
+    study.enqueue_trial(INDEPENDENT.to_params(DARTS_V2))
+    study.optimize(bench.objective(max_epochs=5, space=INDEPENDENT), n_trials=2)
+    failed, done = study.trials
+
     assert failed.state == optuna.trial.TrialState.FAIL
-    assert "reads input 0 twice" in failed.user_attrs["fail_reason"]
+    assert "Node 2 of the normal cell reads input 0 twice" in failed.user_attrs["fail_reason"]
+    assert "learning_curve" not in failed.user_attrs
+    # Cells of the independent space that NB301 knows are still scored.
+    assert done.state == optuna.trial.TrialState.COMPLETE
+    assert done.value == pytest.approx(bench.accuracy(DARTS_V2, epoch=5))
 
 
 def test_objective_validates(bench: NB301Benchmark) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import pickle
 import re
 from typing import Any
@@ -114,6 +115,23 @@ def space() -> DartsSearchSpace:
     return DartsSearchSpace()
 
 
+# Tests of the space contract run over both input encodings.
+both_encodings = pytest.mark.parametrize(
+    "distinct", [True, False], ids=["distinct", "independent"]
+)
+
+
+def _equal_input_nodes(genotype: Genotype) -> list[tuple[str, int]]:
+    """(cell, node) of every node that reads one input twice."""
+    out = []
+    for cell in ("normal", "reduce"):
+        pairs = getattr(genotype, cell)
+        for node, (first, second) in enumerate(zip(pairs[::2], pairs[1::2]), start=2):
+            if first[1] == second[1]:
+                out.append((cell, node))
+    return out
+
+
 def _num_params(model: torch.nn.Module, *, include_aux: bool = False) -> int:
     return sum(
         p.numel()
@@ -140,10 +158,29 @@ def test_published_genotypes_parse_and_print(name: str, space: DartsSearchSpace)
         assert str(genotype) == text
 
 
-def test_darts_genotypes_are_in_the_space(space: DartsSearchSpace) -> None:
-    for genotype, text in (PUBLISHED["DARTS_V1"], PUBLISHED["DARTS_V2"]):
-        assert space.from_string(text) == genotype
-        assert space.from_params(space.to_params(genotype)) == genotype
+@both_encodings
+@pytest.mark.parametrize("name", ["DARTS_V1", "DARTS_V2"])
+def test_darts_genotypes_are_in_the_space(name: str, distinct: bool) -> None:
+    space = DartsSearchSpace(distinct_inputs=distinct)
+    genotype, text = PUBLISHED[name]
+    # Exact round trips, as for NB201 strings: text -> genotype -> params -> genotype -> text.
+    assert space.from_string(text) == genotype
+    params = space.to_params(genotype)
+    assert set(params) == {d.name for d in space.decisions}
+    assert space.from_params(params) == genotype
+    assert space.to_string(space.from_params(params)) == text
+    assert space.to_params(space.from_string(space.to_string(genotype))) == params
+
+
+def test_darts_v2_pair_order_is_kept(space: DartsSearchSpace) -> None:
+    # DARTS_V2's reduce cell lists ('skip_connect', 2) before ('max_pool_3x3', 1) at node 3.
+    assert DARTS_V2.reduce[2:4] == (("skip_connect", 2), ("max_pool_3x3", 1))
+    params = space.to_params(DARTS_V2)
+    assert params["darts/reduce/node3/inputs"] == "2_1"
+    assert params["darts/reduce/node3/op0"] == "skip_connect"
+    assert params["darts/reduce/node3/op1"] == "max_pool_3x3"
+    # DARTS_V1's normal node 2 reads input 1 first.
+    assert space.to_params(DARTS_V1)["darts/normal/node2/inputs"] == "1_0"
 
 
 @pytest.mark.parametrize("genotype", [NASNET_A, AMOEBANET_A, ENAS])
@@ -154,6 +191,32 @@ def test_published_cells_outside_the_space_raise(
         space.from_string(str(genotype))
     with pytest.raises(ValueError, match="outside this search space"):
         space.to_params(genotype)
+
+
+def test_equal_inputs_are_outside_the_distinct_space(space: DartsSearchSpace) -> None:
+    normal = list(DARTS_V2.normal)
+    normal[2:4] = [("sep_conv_3x3", 1), ("skip_connect", 1)]  # node 3 reads input 1 twice
+    genotype = DARTS_V2._replace(normal=tuple(normal))
+    assert _equal_input_nodes(genotype) == [("normal", 3)]
+    message = "outside this search space: node 3 of its normal cell reads input 1 twice"
+    with pytest.raises(ValueError, match=message):
+        space.from_string(str(genotype))
+    with pytest.raises(ValueError, match=message):
+        space.to_params(genotype)
+    # A valid genotype: parse_genotype, build and the independent-inputs space accept it.
+    assert parse_genotype(str(genotype)) == genotype
+    independent = DartsSearchSpace(distinct_inputs=False)
+    assert independent.from_params(independent.to_params(genotype)) == genotype
+    assert independent.from_string(str(genotype)) == genotype
+    # The reduce cell is named too.
+    reduce = list(DARTS_V2.reduce)
+    reduce[6:8] = [("skip_connect", 4), ("max_pool_3x3", 4)]
+    with pytest.raises(ValueError, match="node 5 of its reduce cell reads input 4 twice"):
+        space.to_params(DARTS_V2._replace(reduce=tuple(reduce)))
+    # Published cells that read an input twice (ENAS normal node 2) are outside it as well.
+    five = DartsSearchSpace(num_nodes=5, operations=[*SEVEN_OPS, "sep_conv_7x7"])
+    with pytest.raises(ValueError, match="node 2 of its normal cell reads input 1 twice"):
+        five.to_params(ENAS._replace(normal_concat=(2, 3, 4, 5, 6), reduce_concat=(2, 3, 4, 5, 6)))
 
 
 def test_outside_space_reasons() -> None:
@@ -261,13 +324,20 @@ def test_registry_creates_the_space() -> None:
     space = create_search_space("darts")
     assert isinstance(space, DartsSearchSpace)
     assert space.operations == SEVEN_OPS
+    assert space.distinct_inputs is True
     assert repr(space) == "DartsSearchSpace()"
     small = create_search_space("darts", num_nodes=2, operations=["skip_connect", "sep_conv_3x3"])
-    assert len(small.decisions) == 2 * 2 * 2 * 2
+    assert len(small.decisions) == 2 * 2 * 3  # cells * nodes * (inputs, op0, op1)
     assert "num_nodes=2" in repr(small)
+    independent = create_search_space("darts", distinct_inputs=False)
+    assert isinstance(independent, DartsSearchSpace)
+    assert independent.distinct_inputs is False
+    assert repr(independent) == "DartsSearchSpace(distinct_inputs=False)"
+    assert len(independent.decisions) == 2 * 4 * 4  # cells * nodes * (input0, op0, input1, op1)
 
 
-def test_decisions(space: DartsSearchSpace) -> None:
+def test_decisions_independent_inputs() -> None:
+    space = DartsSearchSpace(distinct_inputs=False)
     names = [d.name for d in space.decisions]
     assert len(names) == len(set(names)) == 2 * 4 * 2 * 2
     assert names[:4] == [
@@ -290,6 +360,63 @@ def test_decisions(space: DartsSearchSpace) -> None:
     assert space.num_architectures == (14 * 21 * 28 * 35) ** 4
 
 
+def test_decisions_distinct_inputs(space: DartsSearchSpace) -> None:
+    names = [d.name for d in space.decisions]
+    assert len(names) == len(set(names)) == 2 * 4 * 3
+    assert names[:6] == [
+        "darts/normal/node2/inputs",
+        "darts/normal/node2/op0",
+        "darts/normal/node2/op1",
+        "darts/normal/node3/inputs",
+        "darts/normal/node3/op0",
+        "darts/normal/node3/op1",
+    ]
+    assert names[12] == "darts/reduce/node2/inputs"
+    assert space.param_name("reduce", 3, "inputs") == "darts/reduce/node3/inputs"
+    for decision in space.decisions:
+        assert space.owns_param(decision.name)
+        cell, node, kind = decision.name.split("/")[1:]
+        assert cell in ("normal", "reduce")
+        k = int(node.removeprefix("node"))
+        assert 2 <= k <= 5
+        if kind == "inputs":
+            expected = {f"{i}_{j}" for i in range(k) for j in range(k) if i != j}
+            assert set(decision.choices) == expected
+            assert len(decision.choices) == k * (k - 1)
+        else:
+            assert kind in ("op0", "op1")
+            assert decision.choices == SEVEN_OPS
+    # Node k: k * (k - 1) ordered pairs of distinct inputs, 7 * 7 operations; two cells.
+    assert space.num_architectures == (2 * 6 * 12 * 20 * 7**8) ** 2
+    # NAS-Bench-301 counts unordered input pairs (1 * 3 * 6 * 10 per cell); each pair with its
+    # two operations appears in both orders here, so 2 ** 4 encodings per cell.
+    assert space.num_architectures == 2**8 * (1 * 3 * 6 * 10 * 7**8) ** 2
+
+
+@pytest.mark.parametrize(
+    ("num_nodes", "operations"), [(2, ["skip_connect"]), (1, ["skip_connect", "sep_conv_3x3"])]
+)
+def test_distinct_space_is_the_independent_space_without_equal_inputs(
+    num_nodes: int, operations: list[str]
+) -> None:
+    # Enumerate both (small) spaces exhaustively through their decisions.
+    def all_genotypes(space: DartsSearchSpace) -> list[Genotype]:
+        names = [d.name for d in space.decisions]
+        return [
+            space.from_params(dict(zip(names, values)))
+            for values in itertools.product(*(d.choices for d in space.decisions))
+        ]
+
+    distinct = DartsSearchSpace(num_nodes=num_nodes, operations=operations)
+    independent = DartsSearchSpace(
+        num_nodes=num_nodes, operations=operations, distinct_inputs=False
+    )
+    got = all_genotypes(distinct)
+    expected = {g for g in all_genotypes(independent) if not _equal_input_nodes(g)}
+    assert len(got) == len(set(got)) == distinct.num_architectures
+    assert set(got) == expected
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -300,6 +427,8 @@ def test_decisions(space: DartsSearchSpace) -> None:
         {"operations": ["skip_connect", "conv_9x9"]},
         {"operations": ["skip_connect", "skip_connect"]},
         {"operations": "skip_connect"},
+        {"distinct_inputs": "yes"},
+        {"distinct_inputs": None},
     ],
 )
 def test_constructor_validation(kwargs: dict) -> None:
@@ -308,7 +437,9 @@ def test_constructor_validation(kwargs: dict) -> None:
         DartsSearchSpace(**kwargs)
 
 
-def test_round_trips_on_random_samples(space: DartsSearchSpace) -> None:
+@both_encodings
+def test_round_trips_on_random_samples(distinct: bool) -> None:
+    space = DartsSearchSpace(distinct_inputs=distinct)
     rngs: list[np.random.Generator | np.random.RandomState] = [
         np.random.default_rng(0),
         np.random.RandomState(1),
@@ -325,11 +456,22 @@ def test_round_trips_on_random_samples(space: DartsSearchSpace) -> None:
         assert space.to_string(space.from_string(text)) == text
         assert parse_genotype(text) == genotype
         assert genotype.normal_concat == genotype.reduce_concat == (2, 3, 4, 5)
+        if distinct:
+            assert not _equal_input_nodes(genotype)
     assert len(seen) == 400
+    # Without the constraint a random cell has distinct inputs everywhere with probability
+    # 1/2 * 2/3 * 3/4 * 4/5 = 1/5, so 96% of genotypes read some input twice; with it, none.
+    with_equal = sum(bool(_equal_input_nodes(g)) for g in seen)
+    assert with_equal == 0 if distinct else with_equal > 300
 
 
-def test_round_trips_custom_space() -> None:
-    space = DartsSearchSpace(num_nodes=5, operations=[*SEVEN_OPS, "sep_conv_7x7", "conv_7x1_1x7"])
+@both_encodings
+def test_round_trips_custom_space(distinct: bool) -> None:
+    space = DartsSearchSpace(
+        num_nodes=5,
+        operations=[*SEVEN_OPS, "sep_conv_7x7", "conv_7x1_1x7"],
+        distinct_inputs=distinct,
+    )
     rng = np.random.default_rng(3)
     for _ in range(50):
         genotype = space.sample(rng)
@@ -346,11 +488,22 @@ def test_from_params_ignores_foreign_params_and_validates(space: DartsSearchSpac
         space.from_params(missing)
     with pytest.raises(ValueError, match="'conv_9x9'"):
         space.from_params({**params, "darts/normal/node3/op0": "conv_9x9"})
+    for bad in ("3_0", "1_1", "0-1", (0, 1)):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            space.from_params({**params, "darts/normal/node3/inputs": bad})
+    # The other encoding's parameters are not this space's.
+    independent = DartsSearchSpace(distinct_inputs=False)
+    with pytest.raises(ValueError, match="darts/normal/node2/inputs"):
+        space.from_params(independent.to_params(DARTS_V2))
     with pytest.raises(ValueError, match="3"):
-        space.from_params({**params, "darts/normal/node3/input0": 3})
+        independent.from_params(
+            {**independent.to_params(DARTS_V2), "darts/normal/node3/input0": 3}
+        )
 
 
-def test_suggest_with_optuna(space: DartsSearchSpace) -> None:
+@both_encodings
+def test_suggest_with_optuna(distinct: bool) -> None:
+    space = DartsSearchSpace(distinct_inputs=distinct)
     genotypes = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -373,15 +526,24 @@ def test_suggest_with_optuna(space: DartsSearchSpace) -> None:
     assert genotypes[-1] == DARTS_V2
 
 
-def test_mutate_changes_exactly_one_decision(space: DartsSearchSpace) -> None:
+@both_encodings
+def test_mutate_changes_exactly_one_decision(distinct: bool) -> None:
+    space = DartsSearchSpace(distinct_inputs=distinct)
     rng = np.random.default_rng(7)
+    changed_kinds = set()
     for _ in range(200):
         genotype = space.sample(rng)
         child = space.mutate(genotype, rng)
         before, after = space.to_params(genotype), space.to_params(child)
-        assert sum(before[k] != after[k] for k in before) == 1
+        changed = [k for k in before if before[k] != after[k]]
+        assert len(changed) == 1
+        changed_kinds.add(changed[0].split("/")[-1])
         assert child != genotype
         assert space.from_string(space.to_string(child)) == child
+        if distinct:
+            assert not _equal_input_nodes(child)
+    expected = {"inputs", "op0", "op1"} if distinct else {"input0", "input1", "op0", "op1"}
+    assert changed_kinds == expected
 
 
 # ------------------------------------------------------------------------- network
