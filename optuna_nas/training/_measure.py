@@ -1,0 +1,99 @@
+"""Cost measures of a child network: parameters, FLOPs and latency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def count_parameters(network: nn.Module, *, exclude_auxiliary: bool = True) -> int:
+    """Number of parameters of ``network`` (trainable or not, each shared tensor once).
+
+    Args:
+        network: The network.
+        exclude_auxiliary: Leave out a training-only auxiliary classifier kept in the
+            ``auxiliary_head`` attribute (DARTS), as the published parameter counts do.
+    """
+    aux = getattr(network, "auxiliary_head", None) if exclude_auxiliary else None
+    skip = {id(p) for p in aux.parameters()} if isinstance(aux, nn.Module) else set()
+    return sum(p.numel() for p in network.parameters() if id(p) not in skip)
+
+
+def count_flops(network: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs for one input of ``input_shape`` (``(C, H, W)``), in evaluation mode.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products,
+    two FLOPs per multiply-add (so MACs, the "mult-adds" of NAS papers, are ``flops / 2``).
+    Evaluation mode leaves auxiliary heads out, as papers do.
+
+    Example:
+        .. code-block:: python
+
+            from torch import nn
+            from optuna_nas.training import count_flops
+
+            assert count_flops(nn.Linear(4, 3), (4,)) == 2 * 4 * 3
+    """
+    device = next(iter(network.parameters()), torch.empty(0)).device
+    x = torch.zeros((1, *input_shape), device=device)
+    counter = FlopCounterMode(display=False)
+    with _eval_mode(network), torch.no_grad(), counter:
+        network(x)
+    return int(counter.get_total_flops())
+
+
+def measure_latency(
+    network: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    device: torch.device | str = "cpu",
+    warmup: int = 3,
+    repeats: int = 10,
+) -> float:
+    """Median forward latency in milliseconds at batch size 1, after ``warmup`` passes.
+
+    Runs in evaluation mode under ``torch.inference_mode`` and synchronizes CUDA around each
+    pass. ``network`` is moved to ``device`` (and left there). Latency on a shared machine is
+    noisy; the median of ``repeats`` passes damps it.
+
+    Example:
+        .. code-block:: python
+
+            from torch import nn
+            from optuna_nas.training import measure_latency
+
+            ms = measure_latency(nn.Conv2d(3, 8, 3), (3, 32, 32), repeats=3)
+            assert ms > 0
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"Need warmup >= 0 and repeats >= 1; got {warmup!r}, {repeats!r}.")
+    device = torch.device(device)
+    network.to(device)
+    x = torch.zeros((1, *input_shape), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    with _eval_mode(network), torch.inference_mode():
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            network(x)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
