@@ -1,0 +1,591 @@
+"""Pruners compared as compute saved vs final regret, on learning curves.
+
+Part 1, NAS-Bench-301 (default): each trial is a DARTS cell whose CIFAR-10 validation accuracy
+after epochs 1..98 comes from the NAS-Bench-301 surrogate (``optuna_nas.benchmarks``). Every
+(sampler, pruner, seed) runs one study of ``--trials`` trials; we record the epochs "trained"
+(sum of the epochs each trial reported) and the best final (epoch-98) accuracy among the
+trials that completed. With the same seed the random sampler proposes the same cells whatever
+the pruner, so ``delta`` = best accuracy with pruning - best without pruning (same sampler and
+seed, in percentage points) measures exactly what the pruner lost. For regularized evolution
+the trajectories differ; the same paired difference is reported.
+
+Part 2, real training (``--real``): NAS-Bench-201 cells (8 channels, one cell per stage) trained
+with :class:`optuna_nas.training.NASObjective` on the embedded MNIST digits. Training is
+deterministic per (seed, trial number), so each seed's cells are trained once to the end
+without pruning and every pruner is then replayed on those real learning curves; the first
+seed also runs the LearningCurvePruner live (real training) and checks it matches the replay.
+
+Usage::
+
+    python benchmarks/pruning.py               # 50 seeds x 100 trials, random + evolution
+    python benchmarks/pruning.py --quick       # CI smoke test (3 seeds, 30 trials)
+    python benchmarks/pruning.py --sweep       # extra settings per pruner: a frontier
+    python benchmarks/pruning.py --real        # + real training on MNIST (CPU: minutes)
+
+Writes ``results.csv`` (one row per study), ``summary.csv`` and ``pruning.png`` (epochs vs
+regret) to ``--out``. Needs the ``benchmarks`` extra (yahpo-gym, matplotlib) and the NB301 files
+(``--data-dir`` or ``$OPTUNA_NAS_DATA``); the NB301 part is skipped with a message without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+import csv
+from dataclasses import asdict
+from dataclasses import dataclass
+from functools import partial
+import math
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+
+NB301_EPOCHS = 98  # the surrogate's last epoch; epochs are reported as steps 1..98
+
+
+# ----------------------------------------------------------------------------- pruners
+def _pruners(max_step: int, first_step: int, sweep: bool) -> dict[str, Callable[[], Any]]:
+    """Factories of the compared pruners. ``max_step``: last reported step."""
+    from optuna_nas.pruners import LearningCurvePruner
+
+    max_resource = max_step + 1 - first_step  # Hyperband counts resources from the first step
+    out: dict[str, Callable[[], Any]] = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max_resource
+        ),
+        "learning_curve": lambda: LearningCurvePruner(max_step=max_step),
+    }
+    if sweep:
+        for p in (35.0, 65.0, 80.0, 90.0):
+            out[f"median:percentile={p:g}"] = partial(optuna.pruners.PercentilePruner, p)
+        for rf in (2, 4):
+            out[f"hyperband:eta={rf}"] = partial(
+                optuna.pruners.HyperbandPruner,
+                min_resource=1,
+                max_resource=max_resource,
+                reduction_factor=rf,
+            )
+        for r in (3, 9):
+            out[f"hyperband:min_resource={r}"] = partial(
+                optuna.pruners.HyperbandPruner, min_resource=r, max_resource=max_resource
+            )
+        out["successive_halving:eta=2"] = partial(
+            optuna.pruners.SuccessiveHalvingPruner, reduction_factor=2
+        )
+        for k in (2, 3, 6):
+            out[f"learning_curve:top_k={k}"] = partial(
+                LearningCurvePruner, max_step=max_step, top_k=k
+            )
+        for k in (3, 4, 6):
+            out[f"learning_curve:best_so_far,top_k={k}"] = partial(
+                LearningCurvePruner, max_step=max_step, top_k=k, curve_model="best_so_far"
+            )
+    return out
+
+
+def _samplers(names: Sequence[str]) -> dict[str, Callable[[int], optuna.samplers.BaseSampler]]:
+    out: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {}
+    for name in names:
+        if name == "random":
+            out[name] = lambda seed: optuna.samplers.RandomSampler(seed=seed)
+        elif name == "evolution":
+            from optuna_nas import samplers
+
+            cls = getattr(samplers, "RegularizedEvolutionSampler", None)
+            if cls is None:
+                print("RegularizedEvolutionSampler is not available; skipped.", file=sys.stderr)
+                continue
+            # A population of 10: under pruning only completed trials join it, and with 100
+            # trials a population of 20 would keep evolution in its random warm-up throughout.
+            out[name] = partial(_seeded, cls, population_size=10, sample_size=3)
+        else:
+            raise ValueError(f"Unknown sampler {name!r}; expected 'random' or 'evolution'.")
+    return out
+
+
+# ----------------------------------------------------------------------------- NB301
+def _seeded(cls: Any, seed: int, **kwargs: Any) -> optuna.samplers.BaseSampler:
+    return cls(seed=seed, **kwargs)
+
+
+class _NB301Cells:
+    """DARTS cells inside NAS-Bench-301's own space, suggested in its encoding.
+
+    NAS-Bench-301 requires two *distinct* inputs per node; the generic DARTS space lets both
+    inputs be equal (about 96% of random cells), which the surrogate cannot score. So each node
+    suggests its input *pair* (``"0_2"``, like NB301's ``inputs_node_*``) and one operation per
+    input: every trial is a valid query and no budget is lost to failed trials.
+    ``NB301Objective`` only needs ``num_nodes``, ``operations``, ``suggest`` and ``to_string``.
+    """
+
+    num_nodes = 4
+
+    def __init__(self) -> None:
+        from optuna_nas.benchmarks import NB301_OPERATIONS
+
+        self.operations = tuple(NB301_OPERATIONS)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        from optuna_nas.search_spaces import Genotype
+
+        cells: dict[str, list[tuple[str, int]]] = {}
+        for cell in ("normal", "reduce"):
+            pairs: list[tuple[str, int]] = []
+            for node in range(2, 2 + self.num_nodes):
+                if node == 2:
+                    low, high = 0, 1  # node 2 can only read the two cell inputs
+                else:
+                    choices = [f"{i}_{j}" for i in range(node) for j in range(i + 1, node)]
+                    text = trial.suggest_categorical(f"nb301/{cell}/node{node}/inputs", choices)
+                    low, high = (int(v) for v in text.split("_"))
+                for slot, source in enumerate((low, high)):
+                    op = trial.suggest_categorical(
+                        f"nb301/{cell}/node{node}/op{slot}", self.operations
+                    )
+                    pairs.append((op, source))
+            cells[cell] = pairs
+        concat = list(range(2, 2 + self.num_nodes))
+        return Genotype(
+            normal=cells["normal"],
+            normal_concat=concat,
+            reduce=cells["reduce"],
+            reduce_concat=concat,
+        )
+
+    def to_string(self, genotype: Any) -> str:
+        return str(genotype)
+
+    def __repr__(self) -> str:
+        return "_NB301Cells()"
+
+
+_NB301_OBJECTIVE: Any = None
+
+
+def _nb301_objective(data_dir: str | None) -> Any:
+    global _NB301_OBJECTIVE
+    if _NB301_OBJECTIVE is None:
+        from optuna_nas.benchmarks import NB301Benchmark
+
+        bench = NB301Benchmark(data_dir=data_dir)
+        objective = bench.objective(
+            max_epochs=NB301_EPOCHS,
+            space=_NB301Cells(),  # type: ignore[arg-type]
+        )
+        if hasattr(objective, "bench"):  # speed only: memoise the surrogate's curves
+            objective.bench = _CachedCurves(bench)  # type: ignore[assignment]
+        _NB301_OBJECTIVE = objective
+    return _NB301_OBJECTIVE
+
+
+class _CachedCurves:
+    """NB301Benchmark whose learning curves are memoised per genotype (the surrogate is
+    deterministic): runs of different pruners with the same sampler seed query the same cells.
+    """
+
+    def __init__(self, bench: Any) -> None:
+        self.bench = bench
+        self.cache: dict[tuple[Any, Any], np.ndarray] = {}
+
+    def learning_curve(self, genotype: Any, epochs: Any = NB301_EPOCHS) -> np.ndarray:
+        key = (genotype, epochs if isinstance(epochs, int) else tuple(epochs))
+        if key not in self.cache:
+            if len(self.cache) > 50_000:  # ~40 MB
+                self.cache.clear()
+            self.cache[key] = self.bench.learning_curve(genotype, epochs)
+        return self.cache[key]
+
+
+# ----------------------------------------------------------------------------- one study
+@dataclass
+class Result:
+    part: str
+    sampler: str
+    pruner: str
+    seed: int
+    n_trials: int
+    epochs: int
+    best: float
+    n_complete: int
+    n_pruned: int
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class Task:
+    part: str
+    sampler: str
+    pruner: str
+    seed: int
+    n_trials: int
+    sweep: bool
+    data_dir: str | None
+    samplers: tuple[str, ...]
+    real_curves: tuple[tuple[str, tuple[float, ...]], ...] | None = None
+
+
+def _run(task: Task) -> Result:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    start = time.perf_counter()
+    if task.part == "nb301":
+        objective = _nb301_objective(task.data_dir)
+        pruner = _pruners(NB301_EPOCHS, 1, task.sweep)[task.pruner]()
+    else:
+        assert task.real_curves is not None
+        objective = _ReplayObjective(task.real_curves)
+        last_step = len(task.real_curves[0][1]) - 1
+        pruner = _pruners(last_step, 0, task.sweep)[task.pruner]()
+    sampler = _samplers(task.samplers)[task.sampler](task.seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    study.optimize(objective, n_trials=task.n_trials)
+    return _summarize(study, task, time.perf_counter() - start)
+
+
+def _summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return Result(
+        part=task.part,
+        sampler=task.sampler,
+        pruner=task.pruner,
+        seed=task.seed,
+        n_trials=len(trials),
+        # Every report is one trained epoch (NB301Objective and NASObjective report each one).
+        epochs=sum(len(t.intermediate_values) for t in trials),
+        best=max((float(t.value) for t in complete if t.value is not None), default=math.nan),
+        n_complete=len(complete),
+        n_pruned=sum(t.state == TrialState.PRUNED for t in trials),
+        wall_s=round(wall_s, 2),
+    )
+
+
+# ----------------------------------------------------------------------------- real training
+_REAL_EPOCHS = 8
+
+
+def _real_objective(seed: int, epochs: int, subset: int, prune: bool) -> Any:
+    from optuna_nas.search_spaces import create_search_space
+    from optuna_nas.training import EmbeddedDataModule
+    from optuna_nas.training import NASObjective
+
+    return NASObjective(
+        create_search_space("nasbench201"),
+        EmbeddedDataModule(subset=subset, image_size=16, seed=seed),
+        max_epochs=epochs,
+        build_kwargs={"channels": 8, "cells_per_stage": 1},
+        trainer_kwargs={"accelerator": "cpu"},
+        measure_latency=False,
+        seed=seed,
+        prune=prune,
+    )
+
+
+def _record_real_curves(
+    seed: int, n_trials: int, epochs: int, subset: int
+) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """Train ``n_trials`` random cells to the end; their (arch, validation curve)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+    study.optimize(_real_objective(seed, epochs, subset, prune=False), n_trials=n_trials)
+    curves = []
+    for t in study.trials:
+        values = [t.intermediate_values.get(s, math.nan) for s in range(epochs)]
+        curves.append((str(t.user_attrs.get("arch")), tuple(float(v) for v in values)))
+    return tuple(curves)
+
+
+class _ReplayObjective:
+    """Re-reports recorded real learning curves; the sampler must propose the same cells."""
+
+    def __init__(self, curves: Sequence[tuple[str, Sequence[float]]]) -> None:
+        from optuna_nas.search_spaces import create_search_space
+
+        self.space = create_search_space("nasbench201")
+        self.curves = curves
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        arch = self.space.to_string(self.space.suggest(trial))
+        recorded_arch, curve = self.curves[trial.number]
+        if arch != recorded_arch:
+            raise RuntimeError("Replay needs the random sampler with the recording's seed.")
+        for step, value in enumerate(curve):
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(curve[-1])
+
+
+def _live_check(seed: int, n_trials: int, epochs: int, subset: int, replayed: Result) -> str:
+    """Run the LearningCurvePruner with real training and compare with its replay."""
+    from optuna_nas.pruners import LearningCurvePruner
+
+    start = time.perf_counter()
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        pruner=LearningCurvePruner(max_step=epochs - 1),
+    )
+    study.optimize(_real_objective(seed, epochs, subset, prune=True), n_trials=n_trials)
+    task = Task("real", "random", "learning_curve", seed, n_trials, False, None, ("random",))
+    live = _summarize(study, task, time.perf_counter() - start)
+    same = (live.epochs, live.best) == (replayed.epochs, replayed.best)
+    return (
+        f"live LearningCurvePruner run (seed {seed}): {live.epochs} epochs, best "
+        f"{100 * live.best:.2f}%; replay: {replayed.epochs} epochs, best "
+        f"{100 * replayed.best:.2f}% -> {'identical' if same else 'DIFFERENT'}"
+    )
+
+
+# ----------------------------------------------------------------------------- reporting
+def _table(results: Sequence[Result], scale: float) -> list[dict[str, Any]]:
+    """Per (part, sampler, pruner): means over seeds, paired with the unpruned run."""
+    base = {(r.part, r.sampler, r.seed): r for r in results if r.pruner == "none"}
+    rows = []
+    keys = sorted({(r.part, r.sampler) for r in results})
+    for part, sampler in keys:
+        pruner_names = list(dict.fromkeys(r.pruner for r in results if r.sampler == sampler))
+        for pruner in pruner_names:
+            rs = [r for r in results if (r.part, r.sampler, r.pruner) == (part, sampler, pruner)]
+            paired = [
+                (r, base[(part, sampler, r.seed)]) for r in rs if (part, sampler, r.seed) in base
+            ]
+            deltas = np.array([scale * (r.best - b.best) for r, b in paired])
+            ratio = np.array([r.epochs / b.epochs for r, b in paired])
+            rows.append(
+                {
+                    "part": part,
+                    "sampler": sampler,
+                    "pruner": pruner,
+                    "seeds": len(rs),
+                    "epochs": float(np.mean([r.epochs for r in rs])),
+                    "epochs_fraction": float(ratio.mean()) if ratio.size else math.nan,
+                    "saving_x": float(1.0 / ratio.mean()) if ratio.size else math.nan,
+                    "best": float(scale * np.nanmean([r.best for r in rs])),
+                    "delta_mean": float(deltas.mean()) if deltas.size else math.nan,
+                    "delta_se": (
+                        float(deltas.std(ddof=1) / math.sqrt(deltas.size))
+                        if deltas.size > 1
+                        else math.nan
+                    ),
+                    "delta_worst": float(deltas.min()) if deltas.size else math.nan,
+                    "completed": float(np.mean([r.n_complete for r in rs])),
+                    "wall_s": float(np.mean([r.wall_s for r in rs])),
+                }
+            )
+    return rows
+
+
+def _print_table(rows: Sequence[dict[str, Any]]) -> None:
+    header = (
+        f"{'part':6s} {'sampler':9s} {'pruner':34s} {'seeds':>5s} {'epochs':>8s} "
+        f"{'saving':>7s} {'best %':>7s} {'delta pp':>16s} {'worst':>7s} {'done':>5s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['part']:6s} {r['sampler']:9s} {r['pruner']:34s} {r['seeds']:5d} "
+            f"{r['epochs']:8.0f} {r['saving_x']:6.2f}x {r['best']:7.3f} "
+            f"{r['delta_mean']:+8.3f} +- {r['delta_se']:.3f} {r['delta_worst']:+7.3f} "
+            f"{r['completed']:5.1f}"
+        )
+
+
+def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot.", file=sys.stderr)
+        return
+    panels = sorted({(r["part"], r["sampler"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    colors = {
+        "none": "black",
+        "median": "tab:blue",
+        "successive_halving": "tab:green",
+        "hyperband": "tab:orange",
+        "learning_curve": "tab:red",
+    }
+    for ax, (part, sampler) in zip(axes[0], panels):
+        panel = [r for r in rows if (r["part"], r["sampler"]) == (part, sampler)]
+        for family, color in colors.items():
+            pts = [r for r in panel if r["pruner"].split(":")[0] == family]
+            pts.sort(key=lambda r: r["epochs_fraction"])
+            if not pts:
+                continue
+            x = [r["epochs_fraction"] for r in pts]
+            y = [-r["delta_mean"] for r in pts]
+            err = [r["delta_se"] for r in pts]
+            ax.errorbar(x, y, yerr=err, color=color, marker="o", label=family, capsize=3)
+            for r in pts:
+                if ":" in r["pruner"]:
+                    ax.annotate(
+                        r["pruner"].split(":")[1],
+                        (r["epochs_fraction"], -r["delta_mean"]),
+                        fontsize=7,
+                        color=color,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
+        ax.axhline(0.1, color="grey", lw=0.8, ls="--")
+        ax.axvline(1 / 3, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("epochs trained / epochs without pruning")
+        ax.set_ylabel("regret vs no pruning (pp of best accuracy)")
+        ax.set_title(f"{part}, {sampler} sampler ({panel[0]['seeds']} seeds)")
+        ax.set_xlim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--trials", type=int, default=100, help="trials per NB301 study")
+    parser.add_argument("--samplers", default="random,evolution")
+    parser.add_argument("--pruners", default=None, help="comma-separated subset (default all)")
+    parser.add_argument(
+        "--sweep", action="store_true", help="extra settings per pruner (random sampler)"
+    )
+    parser.add_argument("--quick", action="store_true", help="3 seeds, 30 trials (CI)")
+    parser.add_argument("--real", action="store_true", help="also real training on MNIST")
+    parser.add_argument("--real-seeds", type=int, default=2)
+    parser.add_argument("--real-trials", type=int, default=16)
+    parser.add_argument("--real-epochs", type=int, default=_REAL_EPOCHS)
+    parser.add_argument("--real-subset", type=int, default=1000, help="MNIST images used")
+    parser.add_argument("--no-nb301", action="store_true", help="skip the NB301 part")
+    parser.add_argument("--data-dir", default=None, help="folder holding nasbench301/")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--out", default="pruning_results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.trials = 3, 30
+        args.real_seeds, args.real_trials, args.real_epochs = 1, 6, 4
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sampler_names = tuple(s for s in args.samplers.split(",") if s)
+    available = tuple(_samplers(sampler_names))
+
+    def pruner_names(max_step: int, first_step: int) -> list[str]:
+        names = list(_pruners(max_step, first_step, args.sweep))
+        if args.pruners:
+            wanted = ["none"] + [p for p in args.pruners.split(",") if p != "none"]
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                raise SystemExit(f"Unknown pruner(s) {unknown}; choose from {names}.")
+            names = wanted
+        return names
+
+    results: list[Result] = []
+    start = time.perf_counter()
+    if not args.no_nb301:
+        try:
+            _nb301_objective(args.data_dir)
+        except (FileNotFoundError, ImportError) as error:
+            print(f"NAS-Bench-301 part skipped: {error}", file=sys.stderr)
+        else:
+            base_names = [p for p in pruner_names(NB301_EPOCHS, 1) if ":" not in p]
+            tasks = [
+                Task("nb301", s, p, seed, args.trials, args.sweep, args.data_dir, available)
+                for s in available
+                # The sweep's extra settings run with the random sampler only (time).
+                for p in (pruner_names(NB301_EPOCHS, 1) if s == "random" else base_names)
+                for seed in range(args.seeds)
+            ]
+            results += _execute(tasks, args.jobs)
+
+    notes: list[str] = []
+    if args.real:
+        for seed in range(args.real_seeds):
+            t0 = time.perf_counter()
+            curves = _record_real_curves(
+                seed, args.real_trials, args.real_epochs, args.real_subset
+            )
+            print(
+                f"real training, seed {seed}: {args.real_trials} cells x {args.real_epochs} "
+                f"epochs in {time.perf_counter() - t0:.0f}s",
+                file=sys.stderr,
+            )
+            tasks = [
+                Task(
+                    "real",
+                    "random",
+                    p,
+                    seed,
+                    args.real_trials,
+                    args.sweep,
+                    None,
+                    ("random",),
+                    curves,
+                )
+                for p in pruner_names(args.real_epochs - 1, 0)
+            ]
+            seed_results = _execute(tasks, 1)
+            results += seed_results
+            if seed == 0:
+                replayed = next(r for r in seed_results if r.pruner == "learning_curve")
+                notes.append(
+                    _live_check(
+                        seed, args.real_trials, args.real_epochs, args.real_subset, replayed
+                    )
+                )
+
+    if not results:
+        print("Nothing was run.", file=sys.stderr)
+        return 1
+    rows = [
+        *_table([r for r in results if r.part == "nb301"], scale=1.0),  # NB301: already percent
+        *_table([r for r in results if r.part == "real"], scale=100.0),  # accuracy in [0, 1]
+    ]
+    _write_csv(out / "results.csv", [asdict(r) for r in results])
+    _write_csv(out / "summary.csv", rows)
+    _plot(rows, out / "pruning.png")
+    print(
+        f"Pruning benchmark: NB301 {args.seeds} seeds x {args.trials} trials; "
+        f"delta = best final accuracy minus that of the same sampler and seed without pruning "
+        f"(percentage points); saving = epochs without pruning / epochs with."
+    )
+    _print_table(rows)
+    for note in notes:
+        print(note)
+    print(f"{time.perf_counter() - start:.0f}s; results in {out}/")
+    return 0
+
+
+def _execute(tasks: Sequence[Task], jobs: int) -> list[Result]:
+    if jobs <= 1:
+        return [_run(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_run, tasks, chunksize=max(1, len(tasks) // (8 * jobs))))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

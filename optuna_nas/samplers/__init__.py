@@ -1,0 +1,7 @@
+"""NAS search strategies as Optuna samplers."""
+
+from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
+from optuna_nas.samplers._rnn_controller import RNNControllerSampler
+
+
+__all__ = ["RNNControllerSampler", "RegularizedEvolutionSampler"]

@@ -1,0 +1,525 @@
+"""Regularized (aging) evolution as an Optuna sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+import math
+import threading
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+from optuna._transform import _SearchSpaceTransform
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.samplers import BaseSampler
+from optuna.samplers import RandomSampler
+from optuna.samplers._base import _process_constraints_after_trial
+from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
+from optuna.study import StudyDirection
+from optuna.study._multi_objective import _fast_non_domination_rank
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from optuna.study import Study
+
+    from optuna_nas.search_spaces import SearchSpace
+
+
+_PREFIX = "RegularizedEvolutionSampler"
+#: System attribute: number of the parent trial, or ``None`` for a random (warm-up) trial.
+PARENT_KEY = f"{_PREFIX}:parent"
+#: System attribute: ``{param_name: value}`` that the child changed with respect to its parent.
+MUTATION_KEY = f"{_PREFIX}:mutation"
+#: User attribute (shown by optuna-dashboard): number of the parent trial.
+USER_ATTR_PARENT = "evolution:parent"
+#: User attribute (shown by optuna-dashboard): the mutated parameter name(s), comma separated.
+USER_ATTR_MUTATED = "evolution:mutated"
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# Numeric mutations redraw until the value differs; after this many draws (only reachable on
+# tiny int ranges) they fall back to a uniform draw among the other values.
+_MAX_NUMERIC_REDRAWS = 16
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    # Names are unique, so sorting never compares values (which may be of mixed types).
+    return tuple(sorted(params.items()))
+
+
+#: (objective values as losses to minimize, total constraint violation) of a trial.
+_Fitness = tuple[tuple[float, ...], float]
+
+
+@dataclass
+class _Plan:
+    """What the sampler decided for one trial when it started."""
+
+    parent: int | None
+    params: dict[str, Any]
+
+
+@dataclass
+class _StudyCache:
+    """Per-study memory. Everything here can be rebuilt from storage.
+
+    ``seen`` holds the parameter assignments of finished trials (and of children planned in this
+    process), updated incrementally: ``n_scanned`` trials were visited, ``pending`` lists those
+    among them that were still unfinished, so each call costs O(new + unfinished trials).
+    """
+
+    storage: BaseStorage
+    seen: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+    n_scanned: int = 0
+    pending: set[int] = field(default_factory=set)
+    plans: dict[int, _Plan] = field(default_factory=dict)
+    started: set[int] = field(default_factory=set)
+    fitness: dict[int, _Fitness | None] = field(default_factory=dict)
+
+
+class RegularizedEvolutionSampler(BaseSampler):
+    """Regularized (aging) evolution, define-by-run.
+
+    The algorithm of `Real et al., "Regularized Evolution for Image Classifier Architecture
+    Search", AAAI 2019 <https://arxiv.org/abs/1802.01548>`__, as an Optuna sampler:
+
+    - The **population** is the ``population_size`` most recent *completed* trials (by trial
+      number) whose objective values are all finite. The oldest leaves first, not the worst.
+      Running, pruned and failed trials and trials with NaN/inf values never become parents:
+      a pruned trial's value comes from a lower fidelity and is not comparable.
+    - While fewer than ``population_size`` such trials exist, trials are sampled at random
+      (the warm-up; with parallel workers it may last a few trials longer).
+    - Afterwards, each trial is the **child** of the best of ``sample_size`` population members
+      drawn at random without replacement (tournament selection), with **one** parameter changed
+      to a different value. The parent and the mutation are chosen when the trial samples its
+      first parameter and are written to the trial's storage, so lineage survives restarts and
+      is visible in optuna-dashboard (see *Lineage* below).
+    - With ``skip_duplicates`` (default), a child whose parameters equal those of an already
+      finished trial (or of a child planned earlier by this process) is mutated again, up to
+      ``max_duplicate_retries`` times: on a deterministic objective re-evaluating it would waste
+      the trial. The first retries mutate the parent afresh; the later ones mutate the previous
+      duplicate once more, so a parent whose whole neighbourhood was seen still yields a new
+      child (two or more changes away). If all retries are duplicates the last one is used.
+
+    **Mutation.** One parameter of the parent (among those with more than one possible value)
+    is picked uniformly. A categorical one takes a different choice, uniformly. A float or int
+    one is perturbed by a Gaussian step of standard deviation ``numeric_mutation_scale`` times
+    the width of its range, in log space for ``log=True`` distributions, clipped to the range,
+    rounded to its step, and redrawn until it differs (``numeric_mutation_scale=None`` redraws
+    uniformly instead). Parameters the parent lacks (conditional spaces) and planned values that
+    no longer fit the distribution asked (a range changed between trials) are sampled at random.
+    So any define-by-run objective works, including a NAS space plus the user's own
+    hyperparameters in the same trial.
+
+    **Architecture-aware mutation.** With ``search_space``, when the picked parameter belongs to
+    that space the child architecture is ``search_space.mutate(search_space.from_params(
+    parent.params))``, so a space can enforce its own validity rules; the other parameters are
+    inherited. Architecture parameters are therefore mutated with probability
+    ``n_space_params / n_params``. If the parent's parameters do not form an architecture of the
+    space, the generic mutation is used.
+
+    **Multi-objective and constraints.** The tournament winner has the best non-dominated rank
+    within the population, ties broken by the larger crowding distance (as in NSGA-II). With
+    constraints (``constraints_func``, same convention as
+    :class:`~optuna.samplers.NSGAIISampler`, or values set with ``trial.set_constraint``),
+    feasible trials beat infeasible ones, and infeasible ones are ranked by total violation.
+    A single-objective study uses the same rule, which reduces to "best value wins".
+
+    **Lineage.** Every planned trial stores the system attribute
+    ``"RegularizedEvolutionSampler:parent"`` (the parent's trial number, ``None`` for random
+    trials); children also store ``"RegularizedEvolutionSampler:mutation"`` (the changed
+    values) and the user attributes ``"evolution:parent"`` and ``"evolution:mutated"``
+    (comma-separated parameter names), which optuna-dashboard shows.
+
+    **Distributed and resumed studies.** The sampler keeps no state that only lives in memory:
+    the population is read from the study's trials, and the in-memory caches (seen parameter
+    sets, the current trials' plans) are rebuilt from storage when missing. Several threads,
+    processes or new sampler objects on one storage continue the same evolution.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas.samplers import RegularizedEvolutionSampler
+            from optuna_nas.search_spaces import create_search_space
+
+            space = create_search_space("nasbench201")
+
+            def objective(trial):
+                cell = space.suggest(trial)
+                lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)  # mutated too
+                return sum(op == "nor_conv_3x3" for op in cell.ops) - abs(lr - 0.01)
+
+            sampler = RegularizedEvolutionSampler(search_space=space, seed=0)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study.optimize(objective, n_trials=40)
+            child = study.trials[-1]
+            print(child.user_attrs["evolution:parent"], child.user_attrs["evolution:mutated"])
+
+    Args:
+        population_size: Number of most recent completed trials that form the population, and
+            number of random warm-up trials. At least 2.
+        sample_size: Tournament size: population members drawn to pick the parent. Between 1
+            (random parent) and ``population_size`` (always the best).
+        search_space: Optional optuna-nas :class:`~optuna_nas.search_spaces.SearchSpace` whose
+            ``mutate`` is used for the parameters it owns.
+        skip_duplicates: Mutate again when a child equals an already evaluated trial.
+        max_duplicate_retries: Maximum number of extra mutations for ``skip_duplicates``.
+        numeric_mutation_scale: Standard deviation of the Gaussian step of float/int mutations,
+            relative to the (log-)range width; ``None`` redraws uniformly.
+        constraints_func: Optional function of a finished trial returning constraint values,
+            feasible when all are ``<= 0`` (Optuna's convention).
+        seed: Seed for the random number generators.
+
+    Raises:
+        ValueError: An argument is out of range; the message names it.
+    """
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 20,
+        sample_size: int = 5,
+        search_space: SearchSpace[Any] | None = None,
+        skip_duplicates: bool = True,
+        max_duplicate_retries: int = 20,
+        numeric_mutation_scale: float | None = 0.2,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if isinstance(population_size, bool) or not isinstance(population_size, int):
+            raise ValueError(f"population_size must be an int, got {population_size!r}.")
+        if population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {population_size}.")
+        if isinstance(sample_size, bool) or not isinstance(sample_size, int):
+            raise ValueError(f"sample_size must be an int, got {sample_size!r}.")
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(
+                f"sample_size must be in [1, population_size={population_size}], "
+                f"got {sample_size}."
+            )
+        if max_duplicate_retries < 0:
+            raise ValueError(
+                f"max_duplicate_retries must be non-negative, got {max_duplicate_retries}."
+            )
+        if numeric_mutation_scale is not None and not (
+            math.isfinite(numeric_mutation_scale) and numeric_mutation_scale > 0
+        ):
+            raise ValueError(
+                "numeric_mutation_scale must be a positive finite float or None, got "
+                f"{numeric_mutation_scale!r}."
+            )
+        if search_space is not None and not callable(getattr(search_space, "mutate", None)):
+            raise ValueError(
+                f"search_space must be an optuna-nas SearchSpace, got {search_space!r}."
+            )
+
+        self._population_size = population_size
+        self._sample_size = sample_size
+        self._search_space = search_space
+        self._skip_duplicates = skip_duplicates
+        self._max_duplicate_retries = max_duplicate_retries
+        self._numeric_mutation_scale = numeric_mutation_scale
+        self._constraints_func = constraints_func
+        self._random_sampler = RandomSampler(seed=seed)
+        # A stream of its own, so the evolution's draws do not mirror the random sampler's.
+        evo_seed = None if seed is None else int(np.random.SeedSequence(seed).generate_state(1)[0])
+        self._rng = LazyRandomState(evo_seed)
+        self._lock = threading.Lock()
+        self._caches: dict[tuple[int, int], _StudyCache] = {}
+
+    # ------------------------------------------------------------------ pickling / copying
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        # Locks cannot be pickled; caches are rebuilt from storage.
+        del state["_lock"]
+        state["_caches"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def reseed_rng(self) -> None:
+        self._rng.rng.seed()
+        self._random_sampler.reseed_rng()
+
+    # ------------------------------------------------------------------ BaseSampler API
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        # Only remember that the trial is new, so its plan need not be looked up in storage.
+        # Planning itself is lazy: fully enqueued trials never plan, and the population is as
+        # recent as possible when the first parameter is sampled.
+        with self._lock:
+            self._cache(study).started.add(trial._trial_id)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        plan = self._get_plan(study, trial)
+        if param_name in plan.params:
+            value = _fit(plan.params[param_name], param_distribution)
+            if value is not None:
+                return value[0]
+        return self._random_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        with self._lock:
+            cache = self._cache(study)
+            cache.plans.pop(trial._trial_id, None)
+            cache.started.discard(trial._trial_id)
+        if self._constraints_func is not None:
+            _process_constraints_after_trial(self._constraints_func, study, trial, state)
+
+    # ------------------------------------------------------------------ planning
+    def _cache(self, study: Study) -> _StudyCache:
+        key = (id(study._storage), study._study_id)
+        cache = self._caches.get(key)
+        if cache is None or cache.storage is not study._storage:
+            cache = _StudyCache(storage=study._storage)
+            self._caches[key] = cache
+        return cache
+
+    def _get_plan(self, study: Study, trial: FrozenTrial) -> _Plan:
+        with self._lock:
+            cache = self._cache(study)
+            plan = cache.plans.get(trial._trial_id)
+            if plan is not None:
+                return plan
+            trials = study._get_trials(deepcopy=False, use_cache=True)
+            if trial._trial_id not in cache.started:
+                # Planned before by another sampler object (or this one before a restart)?
+                plan = self._plan_from_storage(trial, trials)
+            if plan is None:
+                plan = self._new_plan(study, trials, cache)
+                self._record(study, trial, plan)
+            cache.started.add(trial._trial_id)
+            cache.plans[trial._trial_id] = plan
+            return plan
+
+    def _plan_from_storage(self, trial: FrozenTrial, trials: list[FrozenTrial]) -> _Plan | None:
+        system_attrs = trial.system_attrs
+        if PARENT_KEY not in system_attrs:
+            return None
+        parent_number = system_attrs[PARENT_KEY]
+        if parent_number is None:
+            return _Plan(parent=None, params={})
+        parent = _find_trial(trials, parent_number)
+        params = dict(parent.params) if parent is not None else {}
+        params.update(system_attrs.get(MUTATION_KEY, {}))
+        return _Plan(parent=parent_number, params=params)
+
+    def _new_plan(self, study: Study, trials: list[FrozenTrial], cache: _StudyCache) -> _Plan:
+        population = self._population(study, trials, cache)
+        if len(population) < self._population_size:
+            return _Plan(parent=None, params={})
+        parent = self._select_parent(study, population)
+        if self._skip_duplicates:
+            self._update_seen(cache, trials)
+        params = self._mutate(parent.params, parent.distributions)
+        if self._skip_duplicates:
+            # The first half of the retries restart from the parent, the rest walk further.
+            fresh = (self._max_duplicate_retries + 1) // 2
+            for attempt in range(self._max_duplicate_retries):
+                if _params_key(params) not in cache.seen:
+                    break
+                if attempt < fresh:
+                    params = self._mutate(parent.params, parent.distributions)
+                else:
+                    params = self._mutate(params, _merge_distributions(parent, params))
+            cache.seen.add(_params_key(params))
+        return _Plan(parent=parent.number, params=params)
+
+    def _record(self, study: Study, trial: FrozenTrial, plan: _Plan) -> None:
+        storage = study._storage
+        storage.set_trial_system_attr(trial._trial_id, PARENT_KEY, plan.parent)
+        if plan.parent is None:
+            return
+        parent = _find_trial(study._get_trials(deepcopy=False, use_cache=True), plan.parent)
+        parent_params = parent.params if parent is not None else {}
+        mutation = {
+            k: v for k, v in plan.params.items() if k not in parent_params or parent_params[k] != v
+        }
+        storage.set_trial_system_attr(trial._trial_id, MUTATION_KEY, mutation)
+        storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PARENT, plan.parent)
+        storage.set_trial_user_attr(trial._trial_id, USER_ATTR_MUTATED, ",".join(sorted(mutation)))
+
+    def _population(
+        self, study: Study, trials: list[FrozenTrial], cache: _StudyCache
+    ) -> list[tuple[FrozenTrial, _Fitness]]:
+        # Walk back from the newest trial: O(population) per call, whatever the history length.
+        # A completed trial never changes, so its fitness is computed once and cached.
+        signs = [-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+        population: list[tuple[FrozenTrial, _Fitness]] = []
+        fitness_cache: dict[int, _Fitness | None] = {}
+        for t in reversed(trials):
+            if t.state != TrialState.COMPLETE:
+                continue
+            if t.number in cache.fitness:
+                fitness = cache.fitness[t.number]
+            else:
+                fitness = _fitness(t, signs)
+            fitness_cache[t.number] = fitness
+            if fitness is not None:
+                population.append((t, fitness))
+                if len(population) == self._population_size:
+                    break
+        cache.fitness = fitness_cache
+        population.reverse()
+        return population
+
+    def _update_seen(self, cache: _StudyCache, trials: list[FrozenTrial]) -> None:
+        if cache.n_scanned > len(trials) or (trials and trials[-1].number != len(trials) - 1):
+            # The list is not indexed by trial number (e.g. a filtered study): rescan it all.
+            cache.seen.update(_params_key(t.params) for t in trials if t.state in _FINISHED)
+            return
+        for i in sorted(cache.pending):
+            if trials[i].state in _FINISHED:
+                cache.seen.add(_params_key(trials[i].params))
+                cache.pending.discard(i)
+        for i in range(cache.n_scanned, len(trials)):
+            if trials[i].state in _FINISHED:
+                cache.seen.add(_params_key(trials[i].params))
+            else:
+                cache.pending.add(i)
+        cache.n_scanned = len(trials)
+
+    def _select_parent(
+        self, study: Study, population: list[tuple[FrozenTrial, _Fitness]]
+    ) -> FrozenTrial:
+        sample = self._rng.rng.choice(len(population), size=self._sample_size, replace=False)
+        sample = sample.tolist()
+        if len(study.directions) == 1:
+            # Feasible first, then the smallest violation, then the best value: the order of
+            # Optuna's constrained non-domination rank for one objective, without the sorting.
+            def key(i: int) -> tuple[bool, float, float]:
+                loss, penalty = population[i][1]
+                return (penalty > 0, penalty, loss[0])
+
+            return population[min(sample, key=key)][0]
+
+        trials = [t for t, _ in population]
+        losses = np.array([f[0] for _, f in population])
+        penalty = np.array([f[1] for _, f in population])
+        ranks = _fast_non_domination_rank(losses, penalty=penalty if penalty.any() else None)
+        crowding = np.zeros(len(population))
+        for rank in set(ranks[sample].tolist()):
+            members = [t for t, r in zip(trials, ranks) if r == rank]
+            distances = _calc_crowding_distance(members)
+            for i, t in enumerate(trials):
+                if ranks[i] == rank:
+                    crowding[i] = distances[t.number]
+        # Ties keep the (random) sample order.
+        return trials[min(sample, key=lambda i: (ranks[i], -crowding[i]))]
+
+    # ------------------------------------------------------------------ mutation
+    def _mutate(
+        self, params: Mapping[str, Any], distributions: Mapping[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        rng = self._rng.rng
+        names = sorted(n for n in params if n in distributions and not distributions[n].single())
+        if not names:
+            return dict(params)
+        name = names[int(rng.randint(len(names)))]
+        space = self._search_space
+        if space is not None and space.owns_param(name):
+            try:
+                arch = space.mutate(space.from_params(params), rng)
+            except ValueError:
+                pass  # The parameters are not an architecture of this space: mutate generically.
+            else:
+                child = {k: v for k, v in params.items() if not space.owns_param(k)}
+                child.update(space.to_params(arch))
+                return child
+        child = dict(params)
+        child[name] = self._mutate_value(params[name], distributions[name])
+        return child
+
+    def _mutate_value(self, value: Any, distribution: BaseDistribution) -> Any:
+        rng = self._rng.rng
+        if isinstance(distribution, CategoricalDistribution):
+            index = distribution.to_internal_repr(value)
+            others = [c for i, c in enumerate(distribution.choices) if i != index]
+            return others[int(rng.randint(len(others)))]
+        trans = _SearchSpaceTransform({"x": distribution})
+        low, high = trans.bounds[0]
+        x = float(trans.transform({"x": value})[0])
+        for _ in range(_MAX_NUMERIC_REDRAWS):
+            if self._numeric_mutation_scale is None:
+                y = rng.uniform(low, high)
+            else:
+                y = x + rng.normal(0.0, self._numeric_mutation_scale * (high - low))
+            new = trans.untransform(np.array([min(max(y, low), high)]))["x"]
+            if new != value:
+                return new
+        # Tiny ranges: take any other value uniformly (a non-single distribution has one).
+        while True:
+            new = trans.untransform(np.array([rng.uniform(low, high)]))["x"]
+            if new != value:
+                return new
+
+
+def _fit(value: Any, distribution: BaseDistribution) -> tuple[Any] | None:
+    """``(value,)`` converted to ``distribution``'s external type, or None if it does not fit."""
+    try:
+        internal = distribution.to_internal_repr(value)
+        if not distribution._contains(internal):
+            return None
+        return (distribution.to_external_repr(internal),)
+    except (ValueError, TypeError):
+        return None
+
+
+def _find_trial(trials: list[FrozenTrial], number: int) -> FrozenTrial | None:
+    if 0 <= number < len(trials) and trials[number].number == number:
+        return trials[number]
+    return next((t for t in trials if t.number == number), None)
+
+
+def _merge_distributions(
+    parent: FrozenTrial, params: Mapping[str, Any]
+) -> dict[str, BaseDistribution]:
+    # A child's parameters that the parent lacks (space mutations may add some) have no known
+    # distribution yet; they are simply not mutated further.
+    return {k: d for k, d in parent.distributions.items() if k in params}
+
+
+def _fitness(trial: FrozenTrial, signs: Sequence[float]) -> _Fitness | None:
+    """(losses to minimize, total constraint violation), or None if the trial cannot compete."""
+    values = trial.values
+    if values is None or len(values) != len(signs) or not all(map(math.isfinite, values)):
+        return None
+    penalty = 0.0
+    for v in trial.constraints.values():
+        # Optuna's convention: feasible when <= 0. A NaN constraint counts as infinitely violated.
+        penalty += math.inf if math.isnan(v) else max(float(v), 0.0)
+    return tuple(s * v for s, v in zip(signs, values)), penalty

@@ -1,0 +1,468 @@
+"""REINFORCE-trained LSTM controller (Zoph & Le, ICLR 2017; ENAS) as an Optuna sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+import math
+import secrets
+import threading
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import IntDistribution
+from optuna.samplers import BaseSampler
+from optuna.samplers import RandomSampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_nas.samplers._rnn_policy import ControllerPolicy
+from optuna_nas.samplers._rnn_policy import Cursor
+from optuna_nas.samplers._rnn_policy import Step
+from optuna_nas.samplers._rnn_policy import derive_seed
+from optuna_nas.samplers._rnn_policy import single_threaded
+
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+
+_SYSTEM_PREFIX = "RNNControllerSampler:"
+_USER_PREFIX = "rnn_controller:"
+
+
+@dataclass
+class _InFlight:
+    """Sampling state of one running trial of this process."""
+
+    cursor: Cursor
+    rng: np.random.Generator
+    fed: set[str]
+
+
+class RNNControllerSampler(BaseSampler):
+    """NAS with an LSTM controller trained by REINFORCE (Zoph & Le 2017; ENAS, Pham et al. 2018).
+
+    Every ``suggest_categorical`` call (and every ``suggest_int`` with at most
+    ``max_int_choices`` values) is one step of an autoregressive LSTM: the embedding of the
+    previous choice is the next input, and each decision, identified by its parameter name
+    and choices, gets its own softmax head the first time it is seen. Conditional and
+    variable-length search spaces therefore work define-by-run. Logits are
+    ``tanh_constant * tanh(logits / temperature)`` (ENAS).
+
+    **Learning.** Before the first controller decision of each trial, the sampler applies the
+    trials of the study that finished since it last looked (whichever worker or process ran
+    them), in trial-number order: for each completed trial with a finite reward, the
+    log-probability of its recorded categorical parameters (in the order they were suggested)
+    is recomputed under the current controller, and REINFORCE with an exponential-moving-average
+    baseline is applied, one Adam step per ``batch_size`` rewarded trials. Advantages
+    ``reward - baseline`` are divided by a moving standard deviation (same decay) and clipped to
+    ``[-5, 5]``, so the defaults do not depend on the objective's units; the entropy of the
+    sampled decisions is added as a bonus; gradients are clipped to norm 5 and an update with a
+    non-finite gradient is skipped. Failed and pruned trials, and infinite values, give no
+    reward. Parameters given by ``enqueue_trial`` or ``add_trial`` are learned from like sampled
+    ones.
+
+    **Order of trials and determinism.** A trial still running when the sampler looks is
+    skipped and applied as soon as it is seen finished, so trials are applied in number order
+    except for those that finish after a later-numbered one was applied (parallel workers);
+    a trial left ``RUNNING`` by a crashed worker never blocks learning. In a sequential study
+    every trial finishes before the next starts, so the controller is a deterministic
+    function of ``seed`` and the study's history, and all sampling randomness is derived from
+    ``(seed, trial number)``: a study interrupted and resumed with a new sampler object (or in
+    another process) suggests exactly what an uninterrupted one would, on the same machine and
+    torch build. A new sampler object replays the whole history once (about 1 ms per trial on
+    one core). Threads (``n_jobs``) share the controller under a lock; processes sharing a
+    storage each keep their own copy trained on the same trials.
+
+    **Other parameters.** Floats, and integers with more than ``max_int_choices`` values, are
+    sampled by ``independent_sampler``. By default that is
+    :class:`~optuna.samplers.RandomSampler`, seeded from ``(seed, trial number, parameter
+    name)`` so that resumed runs reproduce these values too.
+
+    **Recorded attributes.** Each trial gets the user attributes ``rnn_controller:log_prob``
+    (the controller's log-probability of the trial's categorical decisions so far) and
+    ``rnn_controller:baseline`` (the reward baseline when the trial started; absent before the
+    first reward), and the same values as system attributes ``RNNControllerSampler:log_prob``
+    and ``RNNControllerSampler:baseline``.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas.samplers import RNNControllerSampler
+            from optuna_nas.search_spaces import create_search_space
+
+            space = create_search_space("nasbench201")
+
+            def objective(trial):
+                cell = space.suggest(trial)
+                return sum(op == "nor_conv_3x3" for op in cell.ops)  # a stand-in for accuracy
+
+            study = optuna.create_study(
+                direction="maximize", sampler=RNNControllerSampler(seed=0)
+            )
+            study.optimize(objective, n_trials=20)
+
+    Args:
+        seed: Seed of the controller's initial weights and of all sampling. :obj:`None` draws
+            one at random (then runs are not reproducible).
+        hidden_size: Units of each LSTM layer (also the embedding size). Zoph & Le used 35,
+            ENAS 100.
+        num_layers: LSTM layers (Zoph & Le: 2, ENAS: 1).
+        learning_rate: Adam learning rate (Zoph & Le: 6e-4; ENAS: 3.5e-4, its scripts 1e-3 to
+            3.5e-3; NAS-Bench-201's REINFORCE: 1e-3).
+        batch_size: Rewarded trials per Adam step.
+        baseline_decay: Decay of the moving-average baseline (ENAS: 0.99, NAS-Bench-201: 0.9).
+        entropy_weight: Weight of the entropy bonus (ENAS: 1e-4 on rewards in [0, 1]; here
+            advantages are normalized, so the scale differs).
+        temperature: Logits are divided by this (ENAS: 5).
+        tanh_constant: Logits are squashed to ``tanh_constant * tanh(.)``, which bounds how
+            peaked a decision can get (ENAS: 2.5, its scripts 1.1 and 1.5); :obj:`None` turns
+            the squashing off.
+        reward_fn: Maps a completed trial's ``values`` to the reward to maximize. Required for
+            multi-objective studies (see :meth:`mnasnet_reward`); for single-objective ones it
+            replaces the default reward, the value (negated when minimizing).
+        independent_sampler: Sampler for floats and wide integers; see above.
+        max_int_choices: Integer parameters with 2 to this many values are controller
+            decisions (one choice per value).
+
+    Raises:
+        ValueError: An argument is out of range (the message names it and its value); or,
+            when sampling, the study is multi-objective and no ``reward_fn`` was given.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        learning_rate: float = 1e-3,
+        batch_size: int = 1,
+        baseline_decay: float = 0.95,
+        entropy_weight: float = 1e-3,
+        temperature: float = 5.0,
+        tanh_constant: float | None = 2.5,
+        reward_fn: Callable[[Sequence[float]], float] | None = None,
+        independent_sampler: BaseSampler | None = None,
+        max_int_choices: int = 16,
+    ) -> None:
+        _check_int("hidden_size", hidden_size, 1)
+        _check_int("num_layers", num_layers, 1)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("max_int_choices", max_int_choices, 0)
+        _check_positive("learning_rate", learning_rate)
+        _check_positive("temperature", temperature)
+        if tanh_constant is not None:
+            _check_positive("tanh_constant", tanh_constant)
+        if not (isinstance(entropy_weight, (int, float)) and 0.0 <= entropy_weight < math.inf):
+            raise ValueError(f"entropy_weight must be finite and >= 0, got {entropy_weight!r}.")
+        if not (isinstance(baseline_decay, (int, float)) and 0.0 <= baseline_decay < 1.0):
+            raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an int or None, got {seed!r}.")
+        if reward_fn is not None and not callable(reward_fn):
+            raise ValueError(f"reward_fn must be callable or None, got {reward_fn!r}.")
+        if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
+            raise ValueError(
+                f"independent_sampler must be an optuna BaseSampler or None, "
+                f"got {independent_sampler!r}."
+            )
+
+        self._seed = int(seed) if seed is not None else secrets.randbits(32)
+        self._hidden_size = hidden_size
+        self._num_layers = num_layers
+        self._learning_rate = float(learning_rate)
+        self._batch_size = batch_size
+        self._baseline_decay = float(baseline_decay)
+        self._entropy_weight = float(entropy_weight)
+        self._temperature = float(temperature)
+        self._tanh_constant = None if tanh_constant is None else float(tanh_constant)
+        self._reward_fn = reward_fn
+        self._independent_sampler = independent_sampler
+        self._max_int_choices = max_int_choices
+        self._lock = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._policy = ControllerPolicy(
+            seed=self._seed,
+            hidden_size=self._hidden_size,
+            num_layers=self._num_layers,
+            learning_rate=self._learning_rate,
+            temperature=self._temperature,
+            tanh_constant=self._tanh_constant,
+            entropy_weight=self._entropy_weight,
+            baseline_decay=self._baseline_decay,
+            batch_size=self._batch_size,
+        )
+        self._study_key: tuple[int, int] | None = None
+        # Trials with number < _next_number are applied; _applied holds later applied numbers.
+        self._next_number = 0
+        self._applied: set[int] = set()
+        self._in_flight: dict[int, _InFlight] = {}
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        # The controller is rebuilt from the study on first use, like after a restart.
+        state = {
+            k: v
+            for k, v in self.__dict__.items()
+            if k.startswith("_")
+            and k
+            not in ("_lock", "_policy", "_study_key", "_next_number", "_applied", "_in_flight")
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._reset()
+
+    # ------------------------------------------------------------------ BaseSampler API
+    def reseed_rng(self) -> None:
+        # Controller samples come from (seed, trial number), which threads never share.
+        if self._independent_sampler is not None:
+            self._independent_sampler.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        self._check_objectives(study)
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        self._check_objectives(study)
+        return {}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        self._check_objectives(study)
+        encoded = self._encode(param_name, param_distribution)
+        if encoded is None:
+            return self._sample_fallback(study, trial, param_name, param_distribution)
+        key, size = encoded
+        new_trial = False
+        baseline: float | None = None
+        with self._lock, single_threaded():
+            self._sync_study(study)
+            in_flight = self._in_flight.get(trial._trial_id)
+            if in_flight is None:
+                self._catch_up(study)
+                rng = np.random.Generator(np.random.PCG64([self._seed, trial.number]))
+                in_flight = _InFlight(self._policy.new_cursor(), rng, set())
+                self._in_flight[trial._trial_id] = in_flight
+                new_trial = True
+                baseline = self._policy.baseline
+            # Teacher-force decisions made without the controller (fixed by enqueue_trial),
+            # so the LSTM sees exactly the sequence that a replay of this trial will see.
+            for name, distribution in trial.distributions.items():
+                if name in in_flight.fed:
+                    continue
+                forced = self._encode(name, distribution)
+                if forced is not None:
+                    self._policy.probabilities(in_flight.cursor, *forced)
+                    index = _to_index(distribution, trial.params[name])
+                    self._policy.commit(in_flight.cursor, forced[0], index)
+                    in_flight.fed.add(name)
+            probs = self._policy.probabilities(in_flight.cursor, key, size)
+            cumulative = np.cumsum(probs)
+            u = in_flight.rng.random() * cumulative[-1]
+            index = min(int(np.searchsorted(cumulative, u, side="right")), size - 1)
+            self._policy.commit(in_flight.cursor, key, index)
+            in_flight.fed.add(param_name)
+            log_prob = in_flight.cursor.log_prob
+
+        storage = study._storage
+        if new_trial and baseline is not None:
+            storage.set_trial_system_attr(trial._trial_id, _SYSTEM_PREFIX + "baseline", baseline)
+            storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "baseline", baseline)
+        storage.set_trial_system_attr(trial._trial_id, _SYSTEM_PREFIX + "log_prob", log_prob)
+        storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "log_prob", log_prob)
+        return _from_index(param_distribution, index)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        if self._independent_sampler is not None:
+            self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        with self._lock:
+            self._in_flight.pop(trial._trial_id, None)
+        if self._independent_sampler is not None:
+            self._independent_sampler.after_trial(study, trial, state, values)
+
+    # ------------------------------------------------------------------ rewards
+    @staticmethod
+    def mnasnet_reward(
+        *,
+        target: float,
+        alpha: float = -0.07,
+        beta: float = -0.07,
+        accuracy_index: int = 0,
+        cost_index: int = 1,
+    ) -> Callable[[Sequence[float]], float]:
+        """The MnasNet reward ``accuracy * (cost / target) ** w`` for ``reward_fn``.
+
+        ``w`` is ``alpha`` when ``cost <= target`` and ``beta`` otherwise (Tan et al., CVPR
+        2019: ``alpha = beta = -0.07`` is the soft constraint, ``alpha = 0, beta = -1`` the
+        hard one). The accuracy (higher is better) and the cost (latency, FLOPs, ...; positive)
+        are ``values[accuracy_index]`` and ``values[cost_index]``; a non-positive cost gives
+        no reward.
+
+        Example:
+            .. code-block:: python
+
+                import optuna
+                from optuna_nas.samplers import RNNControllerSampler
+
+                reward = RNNControllerSampler.mnasnet_reward(target=80.0)
+                assert abs(reward([0.75, 80.0]) - 0.75) < 1e-12
+                sampler = RNNControllerSampler(reward_fn=reward, seed=0)
+                study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        """
+        _check_positive("target", target)
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}.")
+        for name, index in (("accuracy_index", accuracy_index), ("cost_index", cost_index)):
+            _check_int(name, index, 0)
+        if accuracy_index == cost_index:
+            raise ValueError(
+                f"accuracy_index and cost_index must differ, both are {accuracy_index!r}."
+            )
+
+        def reward(values: Sequence[float]) -> float:
+            accuracy, cost = float(values[accuracy_index]), float(values[cost_index])
+            if not cost > 0.0:
+                return math.nan
+            return accuracy * (cost / target) ** (alpha if cost <= target else beta)
+
+        return reward
+
+    def _check_objectives(self, study: Study) -> None:
+        if len(study.directions) > 1 and self._reward_fn is None:
+            raise ValueError(
+                "RNNControllerSampler needs a scalar reward: pass reward_fn= (for example "
+                "RNNControllerSampler.mnasnet_reward(target=...)) to use it in a multi-objective "
+                f"study with directions {[d.name for d in study.directions]!r}."
+            )
+
+    def _reward(self, study: Study, trial: FrozenTrial) -> float | None:
+        values = trial.values
+        if values is None or not all(math.isfinite(v) for v in values):
+            return None
+        if self._reward_fn is not None:
+            reward = float(self._reward_fn(list(values)))
+        elif study.directions[0] == StudyDirection.MINIMIZE:
+            reward = -values[0]
+        else:
+            reward = values[0]
+        return reward if math.isfinite(reward) else None
+
+    # ------------------------------------------------------------------ internals
+    def _encode(self, name: str, distribution: BaseDistribution) -> tuple[str, int] | None:
+        """The controller head ``(key, size)`` of a parameter, or None for the fallback."""
+        if isinstance(distribution, CategoricalDistribution):
+            size = len(distribution.choices)
+            return (f"{name}|categorical|{distribution.choices!r}", size) if size > 1 else None
+        if isinstance(distribution, IntDistribution):
+            size = (distribution.high - distribution.low) // distribution.step + 1
+            if 1 < size <= self._max_int_choices:
+                grid = (distribution.low, distribution.high, distribution.step)
+                return f"{name}|int|{grid!r}", size
+        return None
+
+    def _steps(self, trial: FrozenTrial) -> list[Step]:
+        steps = []
+        for name, distribution in trial.distributions.items():
+            encoded = self._encode(name, distribution)
+            if encoded is not None:
+                index = _to_index(distribution, trial.params[name])
+                steps.append(Step(encoded[0], encoded[1], index))
+        return steps
+
+    def _sync_study(self, study: Study) -> None:
+        # One sampler object used on another study starts over (its history is another one).
+        key = (id(study._storage), study._study_id)
+        if self._study_key != key:
+            if self._study_key is not None:
+                self._reset()
+            self._study_key = key
+
+    def _catch_up(self, study: Study) -> None:
+        """Apply, in trial-number order, every finished trial not applied yet."""
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        start = self._next_number
+        if start < len(trials) and trials[start].number == start:
+            candidates = trials[start:]
+        else:  # not indexed by number (e.g. a filtered study view)
+            candidates = sorted((t for t in trials if t.number >= start), key=lambda t: t.number)
+        for trial in candidates:
+            if trial.number in self._applied or not trial.state.is_finished():
+                continue
+            self._applied.add(trial.number)
+            self._in_flight.pop(trial._trial_id, None)
+            if trial.state == TrialState.COMPLETE:
+                reward = self._reward(study, trial)
+                if reward is not None:
+                    self._policy.apply(self._steps(trial), reward)
+        while self._next_number in self._applied:
+            self._applied.remove(self._next_number)
+            self._next_number += 1
+
+    def _sample_fallback(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        sampler = self._independent_sampler
+        if sampler is None:
+            sampler = RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
+        return sampler.sample_independent(study, trial, param_name, param_distribution)
+
+
+def _to_index(distribution: BaseDistribution, value: Any) -> int:
+    if isinstance(distribution, CategoricalDistribution):
+        return int(distribution.to_internal_repr(value))
+    assert isinstance(distribution, IntDistribution)
+    return (int(value) - distribution.low) // distribution.step
+
+
+def _from_index(distribution: BaseDistribution, index: int) -> Any:
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[index]
+    assert isinstance(distribution, IntDistribution)
+    return distribution.low + index * distribution.step
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+    if not (0.0 < value < math.inf):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")

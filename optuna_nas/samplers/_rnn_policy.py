@@ -1,0 +1,307 @@
+"""The LSTM policy behind :class:`~optuna_nas.samplers.RNNControllerSampler` (torch only).
+
+Kept free of Optuna so its determinism contract is easy to read: the parameters are a pure
+function of the seed and of the ordered sequence of ``(decisions, reward)`` pairs given to
+:meth:`ControllerPolicy.apply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Sequence
+import contextlib
+from dataclasses import dataclass
+from dataclasses import field
+import hashlib
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+
+# Uniform init range of every controller weight, as in ENAS (Zoph & Le use 0.08).
+_INIT_RANGE = 0.1
+# Bound on the gradient norm of one update; with normalized advantages typical norms are ~1,
+# so this only catches outliers (e.g. a cell far below the baseline).
+_MAX_GRAD_NORM = 5.0
+# Normalized advantages are clipped to this magnitude so that one outlier reward (a cell that
+# does not train at all) cannot dominate an update.
+_MAX_ADVANTAGE = 5.0
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from ``parts``, identical in every process (unlike ``hash``)."""
+    digest = hashlib.sha256(repr(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch ops on one intra-op thread for the duration of the block.
+
+    The controller's tensors are tiny: thread-pool hand-offs cost far more than the math
+    (over 100x slower on a busy machine), and the number of threads changes float summation
+    order, hence reproducibility. With OpenMP, torch's thread count is per calling thread, so
+    other threads running torch at the same time are not affected.
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One categorical decision of a trial: head ``key`` with ``size`` choices, chose ``index``."""
+
+    key: str
+    size: int
+    index: int
+
+
+@dataclass
+class Cursor:
+    """The LSTM state of one in-flight trial (the decisions made so far)."""
+
+    hidden: tuple[torch.Tensor, torch.Tensor] | None
+    next_input: torch.Tensor
+    log_prob: float = 0.0
+    # Output of the last :meth:`ControllerPolicy.probabilities` call, consumed by ``commit``.
+    _pending: tuple[str, tuple[torch.Tensor, torch.Tensor], np.ndarray] | None = field(
+        default=None, repr=False
+    )
+
+
+class _Head:
+    """Softmax head and choice embedding of one decision, made on first use."""
+
+    def __init__(self, size: int, hidden_size: int, generator: torch.Generator) -> None:
+        def uniform(*shape: int) -> nn.Parameter:
+            data = torch.empty(*shape).uniform_(-_INIT_RANGE, _INIT_RANGE, generator=generator)
+            return nn.Parameter(data)
+
+        self.weight = uniform(size, hidden_size)
+        self.bias = nn.Parameter(torch.zeros(size))
+        self.embedding = uniform(size, hidden_size)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [self.weight, self.bias, self.embedding]
+
+
+class ControllerPolicy:
+    """An autoregressive LSTM policy over a growing set of categorical decisions.
+
+    Each decision ``key`` lazily gets a softmax head and an embedding of its choices; the
+    embedding of a step's choice is the next step's input (a learned start vector for the
+    first step). Heads are initialized from ``(seed, key)``, never from a shared random
+    stream, so the order in which heads are created (which differs between a live run and a
+    replay) cannot change any weight. Training is REINFORCE with an exponential-moving-average
+    baseline, advantages normalized by a moving standard deviation, and an entropy bonus.
+    """
+
+    # How advantages are scaled: "std" (moving standard deviation), "mad" (moving mean absolute
+    # deviation) or "raw" (none). A class attribute so that the tuning script can compare them.
+    _scale_mode = "std"
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        hidden_size: int,
+        num_layers: int,
+        learning_rate: float,
+        temperature: float,
+        tanh_constant: float | None,
+        entropy_weight: float,
+        baseline_decay: float,
+        batch_size: int,
+    ) -> None:
+        self._seed = seed
+        self._hidden_size = hidden_size
+        self._temperature = temperature
+        self._tanh_constant = tanh_constant
+        self._entropy_weight = entropy_weight
+        self._baseline_decay = baseline_decay
+        self._batch_size = batch_size
+
+        generator = torch.Generator().manual_seed(derive_seed(seed, "lstm"))
+        self._lstm = nn.LSTM(hidden_size, hidden_size, num_layers, batch_first=True)
+        with torch.no_grad():
+            for param in self._lstm.parameters():
+                param.uniform_(-_INIT_RANGE, _INIT_RANGE, generator=generator)
+        start = torch.empty(hidden_size).uniform_(-_INIT_RANGE, _INIT_RANGE, generator=generator)
+        self._start = nn.Parameter(start)
+        self._shared: list[nn.Parameter] = [*self._lstm.parameters(), self._start]
+        self._heads: dict[str, _Head] = {}
+        # fused Adam: one kernel per parameter group instead of ~10 ops per tensor; all heads
+        # share the second group (appended to it) so the cost does not grow with their number.
+        self._optimizer = torch.optim.Adam(self._shared, lr=learning_rate, fused=True)
+
+        self.baseline: float | None = None
+        self._variance = 0.0
+        self._pending: list[tuple[list[Step], float]] = []
+        self.num_rewards = 0
+        self.num_updates = 0
+        self.num_skipped_updates = 0
+
+    # ------------------------------------------------------------------ heads
+    def _head(self, key: str, size: int) -> _Head:
+        head = self._heads.get(key)
+        if head is None:
+            generator = torch.Generator().manual_seed(derive_seed(self._seed, "head", key))
+            head = _Head(size, self._hidden_size, generator)
+            self._heads[key] = head
+            if len(self._optimizer.param_groups) == 1:
+                self._optimizer.add_param_group({"params": head.parameters()})
+            else:
+                self._optimizer.param_groups[1]["params"].extend(head.parameters())
+        elif head.weight.shape[0] != size:
+            raise ValueError(f"Decision {key!r} changed its number of choices to {size}.")
+        return head
+
+    def _transform(self, logits: torch.Tensor) -> torch.Tensor:
+        # ENAS order: divide by the temperature, then squash with tanh_constant * tanh.
+        logits = logits / self._temperature
+        if self._tanh_constant is not None:
+            logits = self._tanh_constant * torch.tanh(logits)
+        return logits
+
+    # ------------------------------------------------------------------ sampling
+    def new_cursor(self) -> Cursor:
+        return Cursor(hidden=None, next_input=self._start.detach())
+
+    @torch.no_grad()
+    def probabilities(self, cursor: Cursor, key: str, size: int) -> np.ndarray:
+        """The policy's distribution over the ``size`` choices of decision ``key``."""
+        head = self._head(key, size)
+        output, hidden = self._lstm(cursor.next_input.view(1, 1, -1), cursor.hidden)
+        logits = self._transform(output.view(-1) @ head.weight.T + head.bias)
+        probs = torch.softmax(logits.double(), dim=0).numpy()
+        cursor._pending = (key, hidden, probs)
+        return probs
+
+    @torch.no_grad()
+    def commit(self, cursor: Cursor, key: str, index: int) -> float:
+        """Feed choice ``index`` of decision ``key`` (after :meth:`probabilities`)."""
+        assert cursor._pending is not None and cursor._pending[0] == key
+        _, hidden, probs = cursor._pending
+        cursor._pending = None
+        cursor.hidden = hidden
+        cursor.next_input = self._heads[key].embedding[index].detach()
+        log_prob = math.log(max(float(probs[index]), 1e-300))
+        cursor.log_prob += log_prob
+        return log_prob
+
+    # ------------------------------------------------------------------ learning
+    def log_probs(self, sequences: Sequence[Sequence[Step]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability and entropy (summed over steps) of each sequence, with autograd.
+
+        All sequences go through the LSTM in one padded batch; padding sits after each
+        sequence's end, so (the LSTM being causal) it never changes a real step.
+        """
+        keys: dict[str, int] = {}  # key -> offset of its rows, in order of first appearance
+        heads: list[_Head] = []
+        offset = 0
+        for sequence in sequences:
+            for step in sequence:
+                if step.key not in keys:
+                    keys[step.key] = offset
+                    heads.append(self._head(step.key, step.size))
+                    offset += step.size
+        batch, length = len(sequences), max(len(s) for s in sequences)
+        width = max(step.size for s in sequences for step in s)
+        # Index arrays are built in NumPy: per-element torch indexing costs ~5 us per call.
+        rows = np.zeros((batch, length, width), dtype=np.int64)
+        valid = np.zeros((batch, length, width), dtype=bool)
+        valid[:, :, 0] = True  # padded steps get one dummy choice: log-softmax 0, not NaN
+        chosen = np.zeros((batch, length, 1), dtype=np.int64)
+        steps = np.zeros((batch, length), dtype=np.float32)
+        inputs = np.zeros((batch, max(length - 1, 1)), dtype=np.int64)
+        for b, sequence in enumerate(sequences):
+            for t, step in enumerate(sequence):
+                first = keys[step.key]
+                rows[b, t, : step.size] = np.arange(first, first + step.size)
+                valid[b, t, : step.size] = True
+                chosen[b, t, 0] = step.index
+                steps[b, t] = 1.0
+                if t + 1 < len(sequence):
+                    inputs[b, t] = first + step.index
+        rows_t, valid_t = torch.from_numpy(rows), torch.from_numpy(valid)
+        weight = torch.cat([h.weight for h in heads])
+        bias = torch.cat([h.bias for h in heads])
+        embedding = torch.cat([h.embedding for h in heads])
+        x = self._start.expand(batch, 1, -1)
+        if length > 1:
+            x = torch.cat([x, embedding[torch.from_numpy(inputs[:, : length - 1])]], dim=1)
+        output, _ = self._lstm(x)
+        logits = (weight[rows_t] * output.unsqueeze(2)).sum(-1) + bias[rows_t]
+        logits = self._transform(logits).masked_fill(~valid_t, -math.inf)
+        log_softmax = torch.log_softmax(logits, dim=-1).masked_fill(~valid_t, 0.0)
+        chosen_log_softmax = log_softmax.gather(-1, torch.from_numpy(chosen)).squeeze(-1)
+        log_prob = (chosen_log_softmax * torch.from_numpy(steps)).sum(-1)
+        entropy = -(log_softmax.exp() * log_softmax).sum((-1, -2))
+        return log_prob, entropy
+
+    def _advantage(self, reward: float) -> float:
+        """Normalized advantage of ``reward``; updates the moving mean and variance."""
+        if self.baseline is None:
+            self.baseline = reward
+            return 0.0
+        delta = reward - self.baseline
+        decay = self._baseline_decay
+        if self._scale_mode == "raw":
+            advantage = delta
+        elif self._scale_mode == "mad":
+            scale = self._variance if self._variance > 0.0 else abs(delta)
+            advantage = delta / scale if scale > 0.0 else 0.0
+            self._variance = decay * self._variance + (1.0 - decay) * abs(delta)
+        else:
+            scale = math.sqrt(self._variance) if self._variance > 0.0 else abs(delta)
+            advantage = delta / scale if scale > 0.0 else 0.0
+            self._variance = decay * (self._variance + (1.0 - decay) * delta * delta)
+        self.baseline += (1.0 - decay) * delta
+        if not (math.isfinite(self.baseline) and math.isfinite(self._variance)):
+            # An absurd reward overflowed the statistics: restart them from this reward.
+            self.baseline, self._variance = reward, 0.0
+            return 0.0
+        if self._scale_mode == "raw":
+            return advantage
+        return max(-_MAX_ADVANTAGE, min(_MAX_ADVANTAGE, advantage))
+
+    def apply(self, steps: Sequence[Step], reward: float) -> None:
+        """Learn from one finished trial; an update runs once ``batch_size`` are pending."""
+        if not steps or not math.isfinite(reward):
+            return
+        self.num_rewards += 1
+        advantage = self._advantage(reward)
+        self._pending.append((list(steps), advantage))
+        if len(self._pending) >= self._batch_size:
+            self._update()
+
+    def _update(self) -> None:
+        sequences = [s for s, _ in self._pending]
+        advantages = torch.tensor([a for _, a in self._pending])
+        self._pending = []
+        log_prob, entropy = self.log_probs(sequences)
+        loss = -(advantages * log_prob + self._entropy_weight * entropy).mean()
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # A fixed order (shared weights, then heads in order of use) keeps the norm's float
+        # summation, hence the update, identical between a live run and a replay.
+        used = list(self._shared)
+        for key in dict.fromkeys(step.key for s in sequences for step in s):
+            used.extend(self._heads[key].parameters())
+        norm = torch.nn.utils.clip_grad_norm_(used, _MAX_GRAD_NORM)
+        if not torch.isfinite(norm):
+            self._optimizer.zero_grad(set_to_none=True)
+            self.num_skipped_updates += 1
+            return
+        self._optimizer.step()
+        self._optimizer.zero_grad(set_to_none=True)
+        self.num_updates += 1

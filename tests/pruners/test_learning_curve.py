@@ -1,0 +1,356 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+from optuna_nas.pruners import DECISION_ATTR_KEY
+from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.pruners import pruned_reason
+
+
+MODELS = ("best_so_far", "inverse_power_law")
+EPOCHS = 30  # steps 1..30
+
+
+def _curve(a: float, b: float = 0.5, c: float = 0.6, epochs: int = EPOCHS) -> list[float]:
+    """A saturating learning curve a - b * e**-c over epochs 1..epochs."""
+    return [a - b * e ** (-c) for e in range(1, epochs + 1)]
+
+
+def _add_completed(study: optuna.Study, curve: Sequence[float], first_step: int = 1) -> None:
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=float(curve[-1]),
+            intermediate_values={first_step + i: float(v) for i, v in enumerate(curve)},
+        )
+    )
+
+
+def _decisions(
+    study: optuna.Study, curve: Sequence[float], first_step: int = 1, stop: bool = False
+) -> list[bool]:
+    """should_prune() after each report of ``curve`` in a fresh running trial."""
+    trial = study.ask()
+    out = []
+    for i, v in enumerate(curve):
+        trial.report(float(v), first_step + i)
+        out.append(trial.should_prune())
+        if stop and out[-1]:
+            break
+    return out
+
+
+def _study_with_references(
+    pruner: LearningCurvePruner, finals: Sequence[float], direction: str = "maximize"
+) -> optuna.Study:
+    study = optuna.create_study(direction=direction, pruner=pruner)
+    sign = 1.0 if direction == "maximize" else -1.0
+    for a in finals:
+        _add_completed(study, [sign * v for v in _curve(a)])
+    return study
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_step": 0}, "max_step=0"),
+        ({"max_step": True}, "max_step=True"),
+        ({"top_k": 0}, "top_k=0"),
+        ({"n_warmup_trials": -1}, "n_warmup_trials=-1"),
+        ({"n_warmup_steps": -2}, "n_warmup_steps=-2"),
+        ({"interval_steps": 0}, "interval_steps=0"),
+        ({"optimism": -0.5}, "optimism=-0.5"),
+        ({"optimism": math.nan}, "optimism=nan"),
+        ({"curve_model": "spline"}, "curve_model='spline'"),
+    ],
+)
+def test_invalid_arguments_name_the_value(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", "\\(")):
+        LearningCurvePruner(**kwargs)
+
+
+def test_arguments_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        LearningCurvePruner(30)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_prunes_a_clearly_bad_curve_and_records_why(model: str) -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model)
+    study = _study_with_references(pruner, [0.90, 0.91, 0.92])
+    decisions = _decisions(study, _curve(0.5), stop=True)
+    assert decisions[-1] is True
+    assert len(decisions) < EPOCHS // 2  # pruned early, not at the end
+    trial = study.trials[-1]
+    decision = trial.system_attrs[DECISION_ATTR_KEY]
+    assert decision["reason"] == "cannot reach top-k"
+    assert decision["step"] == len(decisions)
+    assert decision["bar"] == pytest.approx(_curve(0.91)[-1])  # the 2nd best final value
+    assert decision["optimistic"] < decision["bar"]
+    assert decision["prediction"] <= decision["optimistic"]
+    reason = pruned_reason(trial)
+    assert "cannot reach the top-2" in reason and f"step {len(decisions)}" in reason
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_never_prunes_a_rerun_of_a_top_k_trial(model: str) -> None:
+    rng = np.random.default_rng(0)
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    curves = [
+        np.array(_curve(rng.uniform(0.8, 0.95), rng.uniform(0.3, 0.6), rng.uniform(0.2, 1.2)))
+        + rng.normal(0.0, 0.01, EPOCHS)
+        for _ in range(12)
+    ]
+    for curve in curves:
+        _add_completed(study, curve)
+    top = sorted(curves, key=lambda c: -c[-1])[:3]
+    for curve in top:
+        assert not any(_decisions(study, curve))
+    # ...whereas the worst curves are pruned, so the pruner is not simply inactive.
+    worst = min(curves, key=lambda c: c[-1])
+    assert any(_decisions(study, worst - 0.1))
+
+
+def test_a_trial_as_good_so_far_as_a_top_trial_is_never_pruned() -> None:
+    # For curve_model="best_so_far" and optimism >= 1: if the trial's best value so far is at least
+    # a top-k trial's best value at the same step, that trial's later gain is in the margin.
+    rng = np.random.default_rng(1)
+    pruner = LearningCurvePruner(
+        max_step=EPOCHS, top_k=2, n_warmup_trials=4, curve_model="best_so_far"
+    )
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    curves = []
+    for _ in range(8):
+        curve = np.array(_curve(rng.uniform(0.8, 0.95), rng.uniform(0.2, 0.6), 0.5))
+        curve += rng.normal(0.0, 0.02, EPOCHS)
+        curves.append(curve)
+        _add_completed(study, curve)
+    top = sorted(curves, key=lambda c: -c[-1])[:2]
+    checked = 0
+    for _ in range(40):
+        candidate = np.array(_curve(rng.uniform(0.75, 0.95), rng.uniform(0.2, 0.6), 0.5))
+        candidate += rng.normal(0.0, 0.02, EPOCHS)
+        for step, pruned in enumerate(_decisions(study, candidate), start=1):
+            best_so_far = candidate[:step].max()
+            if any(best_so_far >= ref[:step].max() for ref in top):
+                assert not pruned
+                checked += 1
+    assert checked > 50
+
+
+def test_no_pruning_until_enough_trials_completed() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=4)
+    study = _study_with_references(pruner, [0.9, 0.9, 0.9])
+    assert not any(_decisions(study, _curve(0.1)))
+    _add_completed(study, _curve(0.9))
+    assert any(_decisions(study, _curve(0.1)))
+
+
+def test_top_k_trials_are_needed_even_without_warmup_trials() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=0)
+    study = _study_with_references(pruner, [0.9, 0.9])
+    assert not any(_decisions(study, _curve(0.1)))
+    _add_completed(study, _curve(0.9))
+    assert any(_decisions(study, _curve(0.1)))
+
+
+def test_no_pruning_before_warmup_steps() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1, n_warmup_steps=10)
+    study = _study_with_references(pruner, [0.9])
+    decisions = _decisions(study, _curve(0.1))
+    assert not any(decisions[:9])  # steps 1..9
+    assert decisions[9]  # step 10
+
+
+def test_no_pruning_without_completed_trials_or_reports() -> None:
+    study = optuna.create_study(pruner=LearningCurvePruner(n_warmup_trials=0, top_k=1))
+    trial = study.ask()
+    assert not trial.should_prune()  # nothing reported
+    assert not any(_decisions(study, _curve(0.1)))  # nothing completed, max_step unknown
+
+
+def test_interval_steps() -> None:
+    pruner = LearningCurvePruner(
+        max_step=EPOCHS, top_k=1, n_warmup_trials=1, n_warmup_steps=2, interval_steps=5
+    )
+    study = _study_with_references(pruner, [0.9])
+    bad = [0.0] * EPOCHS
+    pruned_at = [i + 1 for i, p in enumerate(_decisions(study, bad)) if p]
+    assert pruned_at == [2, 7, 12, 17, 22, 27]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_minimize_mirrors_maximize(model: str) -> None:
+    rng = np.random.default_rng(2)
+    references = [
+        np.array(_curve(rng.uniform(0.8, 0.95), rng.uniform(0.2, 0.6), rng.uniform(0.3, 1.0)))
+        + rng.normal(0, 0.01, EPOCHS)
+        for _ in range(8)
+    ]
+    candidates = [
+        np.array(_curve(rng.uniform(0.7, 0.95), rng.uniform(0.2, 0.6), rng.uniform(0.3, 1.0)))
+        + rng.normal(0, 0.01, EPOCHS)
+        for _ in range(10)
+    ]
+    results = []
+    for direction, transform in (("maximize", lambda c: c), ("minimize", lambda c: 2.0 - c)):
+        pruner = LearningCurvePruner(
+            max_step=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model
+        )
+        study = optuna.create_study(direction=direction, pruner=pruner)
+        for curve in references:
+            _add_completed(study, transform(curve))
+        results.append([_decisions(study, transform(c)) for c in candidates])
+    assert results[0] == results[1]
+    assert any(any(d) for d in results[0]) and not all(all(d) for d in results[0])
+
+
+def test_nan_value_prunes_at_once() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, n_warmup_steps=3)
+    study = optuna.create_study(pruner=pruner)  # no completed trial at all
+    assert _decisions(study, [0.5, math.nan, 0.5, math.nan]) == [False, False, False, True]
+    trial = study.trials[-1]
+    assert trial.system_attrs[DECISION_ATTR_KEY]["reason"] == "non-finite value"
+    assert "non-finite value at step 4" in pruned_reason(trial)
+
+
+@pytest.mark.parametrize(
+    ("direction", "value", "pruned"),
+    [
+        ("maximize", -math.inf, True),
+        ("maximize", math.inf, False),
+        ("minimize", math.inf, True),
+        ("minimize", -math.inf, False),
+    ],
+)
+def test_infinite_values(direction: str, value: float, pruned: bool) -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
+    study = _study_with_references(pruner, [0.9], direction)
+    assert _decisions(study, [value]) == [pruned]
+
+
+def test_non_finite_values_of_completed_trials_are_ignored() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=2)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    holes = _curve(0.9)
+    holes[3] = math.nan
+    holes[7] = -math.inf
+    _add_completed(study, holes)
+    nan_final = _curve(0.99)
+    nan_final[-1] = math.nan
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=0.5, intermediate_values={i + 1: v for i, v in enumerate(nan_final)}
+        )
+    )
+    assert not any(_decisions(study, _curve(0.1)))  # only one usable reference so far
+    _add_completed(study, _curve(0.88))
+    assert any(_decisions(study, _curve(0.1)))
+    assert not any(_decisions(study, _curve(0.9)))
+
+
+def test_steps_before_the_references_first_report_are_not_judged() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_completed(study, _curve(0.9)[4:], first_step=5)  # reported from step 5 on
+    decisions = _decisions(study, [0.0] * EPOCHS, first_step=1)
+    assert not any(decisions[:4])  # steps 1..4: no margin can be measured
+    assert decisions[4]
+
+
+def test_references_must_reach_max_step() -> None:
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_completed(study, _curve(0.9)[:10])  # completed early: not comparable
+    assert not any(_decisions(study, _curve(0.1)))
+
+
+def test_max_step_none_takes_the_longest_completed_trial() -> None:
+    pruner = LearningCurvePruner(top_k=1, n_warmup_trials=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _add_completed(study, _curve(0.9)[:10])
+    _add_completed(study, _curve(0.9))
+    decisions = _decisions(study, _curve(0.1) + [0.1] * 5)
+    assert any(decisions[:EPOCHS])
+    assert not any(decisions[EPOCHS - 1 :])  # never at or after the final step
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_two_study_objects_on_one_storage_decide_identically(tmp_path: Path, model: str) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    kwargs: dict[str, Any] = dict(max_step=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model)
+    worker_a = optuna.create_study(
+        study_name="s", storage=storage, direction="maximize", pruner=LearningCurvePruner(**kwargs)
+    )
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        _add_completed(worker_a, np.array(_curve(rng.uniform(0.8, 0.95))) + rng.normal(0, 0.01))
+    worker_b = optuna.load_study(
+        study_name="s", storage=storage, pruner=LearningCurvePruner(**kwargs)
+    )
+    trial = worker_a.ask()
+    decisions_a, decisions_b = [], []
+    for step, value in enumerate(_curve(0.85), start=1):
+        trial.report(value, step)
+        frozen = worker_a._storage.get_trial(trial._trial_id)
+        # The second worker's pruner is asked first, so no cached state could favour it.
+        decisions_b.append(worker_b.pruner.prune(worker_b, frozen))
+        decisions_a.append(worker_a.pruner.prune(worker_a, frozen))
+    assert decisions_a == decisions_b
+    assert any(decisions_a)
+
+
+def test_non_crossing_curves_keep_the_best_and_save_epochs() -> None:
+    # Curves that never cross: a trial ahead of every top-k trial at every step is never
+    # pruned, so the best architecture is always trained to the end.
+    rng = np.random.default_rng(4)
+    asymptotes = rng.uniform(0.6, 0.95, size=60)
+    epochs = [0]
+
+    def objective(trial: optuna.Trial) -> float:
+        a = asymptotes[trial.suggest_int("i", 0, len(asymptotes) - 1)]
+        value = 0.0
+        for step, value in enumerate(_curve(a), start=1):
+            epochs[0] += 1
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=5)
+    study = optuna.create_study(
+        direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.optimize(objective, n_trials=60)
+    sampled = [asymptotes[t.params["i"]] for t in study.trials]
+    assert study.best_value == pytest.approx(_curve(max(sampled))[-1])
+    assert epochs[0] < 0.5 * 60 * EPOCHS
+    assert sum(t.state == TrialState.PRUNED for t in study.trials) > 30
+
+
+def test_multi_objective_is_rejected() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    frozen = study._storage.get_trial(trial._trial_id)
+    with pytest.raises(ValueError, match="single-objective"):
+        LearningCurvePruner().prune(study, frozen)
+
+
+def test_pruned_reason_for_other_pruners() -> None:
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+    trial = study.ask()
+    trial.report(0.25, 3)
+    assert trial.should_prune()
+    assert pruned_reason(trial) == "pruned by ThresholdPruner at step 3 (value 0.25)"
+    study.tell(trial, state=TrialState.PRUNED)
+    frozen = study.trials[-1]
+    assert pruned_reason(frozen).startswith("pruned by the pruner at step 3")
+    assert pruned_reason(frozen, study.pruner).startswith("pruned by ThresholdPruner at step 3")

@@ -1,0 +1,61 @@
+"""Smoke test of benchmarks/pruning.py on the NAS-Bench-301 surrogate (skips without it)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+import sys
+from types import ModuleType
+
+import pytest
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pruning.py"
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pruning_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
+    pytest.importorskip("yahpo_gym")
+    from optuna_nas.benchmarks import NB301Benchmark
+
+    try:
+        NB301Benchmark()
+    except (FileNotFoundError, ImportError) as error:
+        pytest.skip(f"NAS-Bench-301 surrogate unavailable: {error}")
+    script = _load_script()
+    code = script.main(
+        [
+            "--quick",
+            "--seeds",
+            "2",
+            "--samplers",
+            "random",
+            "--pruners",
+            "median,learning_curve",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    with (tmp_path / "summary.csv").open() as f:
+        rows = {r["pruner"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"none", "median", "learning_curve"}
+    # Without pruning every trial trains all 98 epochs and nothing is lost.
+    assert float(rows["none"]["epochs"]) == 30 * 98
+    assert float(rows["none"]["delta_mean"]) == 0.0
+    for name in ("median", "learning_curve"):
+        assert float(rows[name]["epochs"]) < 30 * 98
+        # The random sampler proposes the same cells: pruning can only lose the best one.
+        assert float(rows[name]["delta_mean"]) <= 0.0
+    assert (tmp_path / "results.csv").is_file()
+    assert (tmp_path / "pruning.png").stat().st_size > 0
