@@ -50,9 +50,11 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _MAX_NUMERIC_REDRAWS = 16
 
 
-def _params_key(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    # Names are unique, so sorting never compares values (which may be of mixed types).
-    return tuple(sorted(params.items()))
+def _params_key(params: Mapping[str, Any]) -> int:
+    # Names are unique, so sorting never compares values (which may be of mixed types). Only the
+    # hash is kept: ints are not tracked by the garbage collector, so a long history does not
+    # slow down its full collections (a collision merely costs one extra mutation).
+    return hash(tuple(sorted(params.items())))
 
 
 #: (objective values as losses to minimize, total constraint violation) of a trial.
@@ -77,7 +79,7 @@ class _StudyCache:
     """
 
     storage: BaseStorage
-    seen: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+    seen: set[int] = field(default_factory=set)
     n_scanned: int = 0
     pending: set[int] = field(default_factory=set)
     plans: dict[int, _Plan] = field(default_factory=dict)
@@ -139,6 +141,17 @@ class RegularizedEvolutionSampler(BaseSampler):
     values) and the user attributes ``"evolution:parent"`` and ``"evolution:mutated"``
     (comma-separated parameter names), which optuna-dashboard shows.
 
+    **Defaults.** ``population_size=15, sample_size=8`` were tuned on the NAS-Bench-201 CIFAR-10
+    table (``benchmarks/tune_evolution.py``, 100 seeds, true test accuracy of the best-observed
+    cell after 50/100/300 trials). Noiseless: 94.11/94.30/94.37 (TPE 94.10/94.28/94.37, random
+    search 93.68/93.78/94.05, optimum 94.37). With Gaussian noise of 2 points on the search
+    signal: 92.88/93.17/93.33 (TPE 92.94/93.01/93.19); with 0.5 points: 93.64/93.88/94.04
+    (TPE 93.73/93.96/94.12). Smaller populations with a greedier tournament (10/7, 10/10) gain
+    about 0.05 without noise at 50 trials but lose under strong noise; Real et al. used 100/25
+    for budgets of thousands of models, and NAS-Bench-201's REA used 10/3, which trails here
+    (93.98/94.22/94.36 with duplicate skipping). Skipping duplicates adds about 0.05-0.1 at
+    50-100 noiseless trials (0.03-0.08 in our runs).
+
     **Distributed and resumed studies.** The sampler keeps no state that only lives in memory:
     the population is read from the study's trials, and the in-memory caches (seen parameter
     sets, the current trials' plans) are rebuilt from storage when missing. Several threads,
@@ -186,8 +199,8 @@ class RegularizedEvolutionSampler(BaseSampler):
     def __init__(
         self,
         *,
-        population_size: int = 20,
-        sample_size: int = 5,
+        population_size: int = 15,
+        sample_size: int = 8,
         search_space: SearchSpace[Any] | None = None,
         skip_duplicates: bool = True,
         max_duplicate_retries: int = 20,
