@@ -101,7 +101,7 @@ def run_one(job: tuple[str, dict[str, Any], int, float, int, float, str]) -> dic
     returned = {}
     for budget in (100, n_trials):
         best = int(np.argmax(values[:budget]))
-        returned[budget] = true_acc[best]
+        returned[str(budget)] = true_acc[best]
     return {
         "sampler": name,
         "config": config,
@@ -116,29 +116,48 @@ def run_one(job: tuple[str, dict[str, Any], int, float, int, float, str]) -> dic
 
 
 def summarize(results: Sequence[dict[str, Any]], n_trials: int) -> list[dict[str, Any]]:
-    groups: dict[str, list[dict[str, Any]]] = {}
+    """Mean ± standard error per (sampler, config, noise); one-sided Mann-Whitney p-values of
+    the returned cell's true accuracy against Random and TPE at the same noise, when run."""
+    from scipy.stats import mannwhitneyu
+
+    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
     for r in results:
-        label = f"{r['sampler']} {json.dumps(r['config'], sort_keys=True)} noise={r['noise']}"
-        groups.setdefault(label, []).append(r)
+        key = (r["sampler"], json.dumps(r["config"], sort_keys=True), r["noise"])
+        groups.setdefault(key, []).append(r)
+
+    def stat(xs: list[float]) -> str:
+        se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0
+        return f"{statistics.mean(xs):.3f}±{se:.3f}"
+
+    def returned(runs: list[dict[str, Any]], budget: int) -> list[float]:
+        return [r["returned"][str(budget)] for r in runs]
+
     rows = []
-    for label, runs in groups.items():
-
-        def stat(xs: list[float]) -> str:
-            se = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0
-            return f"{statistics.mean(xs):.3f}±{se:.3f}"
-
-        rows.append(
-            {
-                "label": label,
-                "n": len(runs),
-                "@100": stat([r["returned"][100] for r in runs]),
-                f"@{n_trials}": stat([r["returned"][n_trials] for r in runs]),
-                "first50": stat([r["first50"] for r in runs]),
-                "last50": stat([r["last50"] for r in runs]),
-                "learn": stat([r["last50"] - r["first50"] for r in runs]),
-                "s/run": f"{statistics.mean(r['seconds'] for r in runs):.1f}",
-            }
-        )
+    for (sampler, config, noise), runs in groups.items():
+        row = {
+            "sampler": sampler,
+            "config": config,
+            "noise": noise,
+            "n": len(runs),
+            "@100": stat(returned(runs, 100)),
+            f"@{n_trials}": stat(returned(runs, n_trials)),
+            "first50": stat([r["first50"] for r in runs]),
+            "last50": stat([r["last50"] for r in runs]),
+            "learn": stat([r["last50"] - r["first50"] for r in runs]),
+            "s/run": f"{statistics.mean(r['seconds'] for r in runs):.1f}",
+        }
+        for other in ("random", "tpe"):
+            reference = groups.get((other, "{}", noise))
+            if sampler == other or reference is None:
+                continue
+            p_values = []
+            for budget in (100, n_trials):
+                test = mannwhitneyu(
+                    returned(runs, budget), returned(reference, budget), alternative="greater"
+                )
+                p_values.append(f"{test.pvalue:.3g}")
+            row[f"p>{other}"] = "/".join(p_values)
+        rows.append(row)
     return rows
 
 
@@ -210,7 +229,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="append per-run JSON lines here")
     parser.add_argument("--overhead", action="store_true")
     parser.add_argument("--replay", type=int, default=10_000)
+    parser.add_argument(
+        "--summarize", nargs="+", default=None, help="only summarize these JSON-lines files"
+    )
     args = parser.parse_args()
+    if args.summarize:
+        loaded = [json.loads(line) for path in args.summarize for line in open(path)]
+        print_table(summarize(loaded, args.trials))
+        return
     data = str(data_dir(args.data))
     if args.overhead:
         overhead(data, 1000, args.replay)
@@ -234,11 +260,14 @@ def main() -> None:
                 out.flush()
     if out is not None:
         out.close()
-    rows = summarize(results, args.trials)
-    keys = list(rows[0])
+    print_table(summarize(results, args.trials))
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
     print(" | ".join(keys))
     for row in rows:
-        print(" | ".join(str(row[k]) for k in keys))
+        print(" | ".join(str(row.get(k, "")) for k in keys))
 
 
 if __name__ == "__main__":

@@ -434,3 +434,12 @@ def test_replay_of_many_trials_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert sampler._policy.num_rewards == 3000
     assert elapsed < 60.0, elapsed
+
+
+def test_global_torch_rng_untouched() -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    study = optuna.create_study(sampler=RNNControllerSampler(seed=0))
+    study.optimize(_toy_objective, n_trials=3)
+    assert torch.equal(torch.rand(3), expected)
