@@ -432,6 +432,11 @@ class NASObjective:
             raise optuna.TrialPruned(str(error)) from None
         except optuna.TrialPruned:
             self._record_training(trial, curve, start)
+            if isinstance(trial, optuna.Trial):
+                # Lazy import: the pruners package is optional for plain training.
+                from optuna_nas.pruners import pruned_reason
+
+                trial.set_user_attr("pruned_reason", pruned_reason(trial))
             raise
         except Exception as error:
             if _is_out_of_memory(error):

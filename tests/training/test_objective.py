@@ -78,6 +78,8 @@ def test_median_pruner_stops_a_disconnected_cell() -> None:
     assert weak.intermediate_values == {0: pytest.approx(0.1)}
     assert weak.user_attrs["epochs_trained"] == 1
     assert weak.user_attrs["arch"] == ALL_NONE
+    # The dashboard shows why: the pruner and the last reported step.
+    assert "MedianPruner" in weak.user_attrs["pruned_reason"]
 
 
 @pytest.mark.parametrize(
