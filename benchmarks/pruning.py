@@ -20,7 +20,8 @@ Usage::
     python benchmarks/pruning.py               # 50 seeds x 100 trials, random + evolution
     python benchmarks/pruning.py --quick       # CI smoke test (3 seeds, 30 trials)
     python benchmarks/pruning.py --sweep       # extra settings per pruner: a frontier
-    python benchmarks/pruning.py --real        # + real training on MNIST (CPU: minutes)
+    python benchmarks/pruning.py --real        # + real training on MNIST (CPU: ~10 min)
+    python benchmarks/pruning.py --from-csv a/results.csv b/results.csv  # merge, re-plot
 
 Writes ``results.csv`` (one row per study), ``summary.csv`` and ``pruning.png`` (epochs vs
 regret) to ``--out``. Needs the ``benchmarks`` extra (yahpo-gym, matplotlib) and the NB301 files
@@ -248,7 +249,13 @@ def _run(task: Task) -> Result:
         last_step = len(task.real_curves[0][1]) - 1
         pruner = _pruners(last_step, 0, task.sweep)[task.pruner]()
     sampler = _samplers(task.samplers)[task.sampler](task.seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    # A fixed name makes runs reproducible: Hyperband picks brackets by hashing it.
+    study = optuna.create_study(
+        study_name=f"{task.part}-{task.sampler}-{task.pruner}-{task.seed}",
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+    )
     study.optimize(objective, n_trials=task.n_trials)
     return _summarize(study, task, time.perf_counter() - start)
 
@@ -272,7 +279,7 @@ def _summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
 
 
 # ----------------------------------------------------------------------------- real training
-_REAL_EPOCHS = 8
+_REAL_EPOCHS = 10
 
 
 def _real_objective(seed: int, epochs: int, subset: int, prune: bool) -> Any:
@@ -303,7 +310,9 @@ def _record_real_curves(
     study.optimize(_real_objective(seed, epochs, subset, prune=False), n_trials=n_trials)
     curves = []
     for t in study.trials:
-        values = [t.intermediate_values.get(s, math.nan) for s in range(epochs)]
+        # Without pruning NASObjective reports nothing; it records the curve as a user attr.
+        values = list(t.user_attrs.get("val_acc_curve", []))
+        values += [math.nan] * (epochs - len(values))  # a failed run: pruned at its NaN
         curves.append((str(t.user_attrs.get("arch")), tuple(float(v) for v in values)))
     return tuple(curves)
 
@@ -422,22 +431,30 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
         "successive_halving": "tab:green",
         "hyperband": "tab:orange",
         "learning_curve": "tab:red",
+        "learning_curve (best_so_far)": "tab:purple",
     }
+
+    def family(name: str) -> str:
+        if name.startswith("learning_curve:best_so_far"):
+            return "learning_curve (best_so_far)"
+        return name.split(":")[0]
+
     for ax, (part, sampler) in zip(axes[0], panels):
         panel = [r for r in rows if (r["part"], r["sampler"]) == (part, sampler)]
-        for family, color in colors.items():
-            pts = [r for r in panel if r["pruner"].split(":")[0] == family]
+        for name, color in colors.items():
+            pts = [r for r in panel if family(r["pruner"]) == name]
             pts.sort(key=lambda r: r["epochs_fraction"])
             if not pts:
                 continue
             x = [r["epochs_fraction"] for r in pts]
             y = [-r["delta_mean"] for r in pts]
             err = [r["delta_se"] for r in pts]
-            ax.errorbar(x, y, yerr=err, color=color, marker="o", label=family, capsize=3)
+            ax.errorbar(x, y, yerr=err, color=color, marker="o", label=name, capsize=3)
             for r in pts:
-                if ":" in r["pruner"]:
+                if r["pruner"] != "none":
+                    setting = r["pruner"].partition(":")[2] or "default"
                     ax.annotate(
-                        r["pruner"].split(":")[1],
+                        setting.replace("best_so_far,", ""),
                         (r["epochs_fraction"], -r["delta_mean"]),
                         fontsize=7,
                         color=color,
@@ -476,15 +493,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 30 trials (CI)")
     parser.add_argument("--real", action="store_true", help="also real training on MNIST")
-    parser.add_argument("--real-seeds", type=int, default=2)
-    parser.add_argument("--real-trials", type=int, default=16)
+    parser.add_argument("--real-seeds", type=int, default=3)
+    parser.add_argument("--real-trials", type=int, default=20)
     parser.add_argument("--real-epochs", type=int, default=_REAL_EPOCHS)
     parser.add_argument("--real-subset", type=int, default=1000, help="MNIST images used")
     parser.add_argument("--no-nb301", action="store_true", help="skip the NB301 part")
     parser.add_argument("--data-dir", default=None, help="folder holding nasbench301/")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--out", default="pruning_results")
+    parser.add_argument(
+        "--from-csv", nargs="+", default=None, help="only re-render saved results.csv files"
+    )
     args = parser.parse_args(argv)
+    if args.from_csv:
+        return _report(_load_results(args.from_csv), Path(args.out), [], "saved results")
     if args.quick:
         args.seeds, args.trials = 3, 30
         args.real_seeds, args.real_trials, args.real_epochs = 1, 6, 4
@@ -557,9 +579,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
 
+    parts = [] if args.no_nb301 else [f"NB301 {args.seeds} seeds x {args.trials} trials"]
+    if args.real:
+        parts.append(
+            f"real {args.real_seeds} seeds x {args.real_trials} trials x {args.real_epochs} epochs"
+        )
+    description = ", ".join(parts)
+    return _report(results, out, notes, description, started=start)
+
+
+def _report(
+    results: Sequence[Result],
+    out: Path,
+    notes: Sequence[str],
+    description: str,
+    started: float | None = None,
+) -> int:
     if not results:
         print("Nothing was run.", file=sys.stderr)
         return 1
+    out.mkdir(parents=True, exist_ok=True)
     rows = [
         *_table([r for r in results if r.part == "nb301"], scale=1.0),  # NB301: already percent
         *_table([r for r in results if r.part == "real"], scale=100.0),  # accuracy in [0, 1]
@@ -568,15 +607,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     _write_csv(out / "summary.csv", rows)
     _plot(rows, out / "pruning.png")
     print(
-        f"Pruning benchmark: NB301 {args.seeds} seeds x {args.trials} trials; "
-        f"delta = best final accuracy minus that of the same sampler and seed without pruning "
-        f"(percentage points); saving = epochs without pruning / epochs with."
+        f"Pruning benchmark ({description}): delta = best final accuracy minus that of the "
+        "same sampler and seed without pruning (percentage points); saving = epochs without "
+        "pruning / epochs with; done = completed trials."
     )
     _print_table(rows)
     for note in notes:
         print(note)
-    print(f"{time.perf_counter() - start:.0f}s; results in {out}/")
+    elapsed = f"{time.perf_counter() - started:.0f}s; " if started is not None else ""
+    print(f"{elapsed}results in {out}/")
     return 0
+
+
+def _load_results(paths: Sequence[str]) -> list[Result]:
+    """Results from saved ``results.csv`` files; later files win for duplicate studies."""
+    found: dict[tuple[str, str, str, int], Result] = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                r = Result(
+                    part=row["part"],
+                    sampler=row["sampler"],
+                    pruner=row["pruner"],
+                    seed=int(row["seed"]),
+                    n_trials=int(row["n_trials"]),
+                    epochs=int(row["epochs"]),
+                    best=float(row["best"]),
+                    n_complete=int(row["n_complete"]),
+                    n_pruned=int(row["n_pruned"]),
+                    wall_s=float(row["wall_s"]),
+                )
+                found[(r.part, r.sampler, r.pruner, r.seed)] = r
+    return list(found.values())
 
 
 def _execute(tasks: Sequence[Task], jobs: int) -> list[Result]:

@@ -67,14 +67,16 @@ def main() -> None:
         seed=args.seed,
     )
 
-    def record_reason(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        # Done in a callback so that any objective gets it; NASObjective may record it itself.
-        if (
-            trial.state == optuna.trial.TrialState.PRUNED
-            and "pruned_reason" not in trial.user_attrs
-        ):
-            reason = pruned_reason(trial, study.pruner)
-            study._storage.set_trial_user_attr(trial._trial_id, "pruned_reason", reason)
+    def objective_with_reason(trial: optuna.Trial) -> float:
+        # The reason must be written while the trial runs (a finished trial is read-only).
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            if "pruned_reason" not in trial.user_attrs:
+                trial.set_user_attr("pruned_reason", pruned_reason(trial))
+            raise
+        assert isinstance(value, float)  # a single-objective NASObjective
+        return value
 
     study = optuna.create_study(
         study_name=f"pruning-{args.pruner}",
@@ -86,7 +88,7 @@ def main() -> None:
         ),
         pruner=make_pruner(args.pruner, args.epochs),
     )
-    study.optimize(objective, n_trials=args.trials, callbacks=[record_reason])
+    study.optimize(objective_with_reason, n_trials=args.trials)
 
     epochs = sum(len(t.intermediate_values) for t in study.trials)
     print(f"\n{args.pruner}: {epochs} epochs trained (no pruning: {args.trials * args.epochs})")

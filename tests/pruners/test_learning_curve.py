@@ -4,6 +4,7 @@ from collections.abc import Sequence
 import math
 from pathlib import Path
 from typing import Any
+from typing import Literal
 
 import numpy as np
 import optuna
@@ -16,6 +17,9 @@ from optuna_nas.pruners import pruned_reason
 
 
 MODELS = ("best_so_far", "inverse_power_law")
+Model = Literal["best_so_far", "inverse_power_law"]
+Direction = Literal["minimize", "maximize"]
+CurveLike = Sequence[float] | np.ndarray
 EPOCHS = 30  # steps 1..30
 
 
@@ -24,7 +28,7 @@ def _curve(a: float, b: float = 0.5, c: float = 0.6, epochs: int = EPOCHS) -> li
     return [a - b * e ** (-c) for e in range(1, epochs + 1)]
 
 
-def _add_completed(study: optuna.Study, curve: Sequence[float], first_step: int = 1) -> None:
+def _add_completed(study: optuna.Study, curve: CurveLike, first_step: int = 1) -> None:
     study.add_trial(
         optuna.trial.create_trial(
             value=float(curve[-1]),
@@ -34,7 +38,7 @@ def _add_completed(study: optuna.Study, curve: Sequence[float], first_step: int 
 
 
 def _decisions(
-    study: optuna.Study, curve: Sequence[float], first_step: int = 1, stop: bool = False
+    study: optuna.Study, curve: CurveLike, first_step: int = 1, stop: bool = False
 ) -> list[bool]:
     """should_prune() after each report of ``curve`` in a fresh running trial."""
     trial = study.ask()
@@ -48,7 +52,7 @@ def _decisions(
 
 
 def _study_with_references(
-    pruner: LearningCurvePruner, finals: Sequence[float], direction: str = "maximize"
+    pruner: LearningCurvePruner, finals: Sequence[float], direction: Direction = "maximize"
 ) -> optuna.Study:
     study = optuna.create_study(direction=direction, pruner=pruner)
     sign = 1.0 if direction == "maximize" else -1.0
@@ -78,11 +82,11 @@ def test_invalid_arguments_name_the_value(kwargs: dict[str, Any], message: str) 
 
 def test_arguments_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        LearningCurvePruner(30)  # type: ignore[misc]
+        LearningCurvePruner(30)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_prunes_a_clearly_bad_curve_and_records_why(model: str) -> None:
+def test_prunes_a_clearly_bad_curve_and_records_why(model: Model) -> None:
     pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model)
     study = _study_with_references(pruner, [0.90, 0.91, 0.92])
     decisions = _decisions(study, _curve(0.5), stop=True)
@@ -91,6 +95,8 @@ def test_prunes_a_clearly_bad_curve_and_records_why(model: str) -> None:
     trial = study.trials[-1]
     decision = trial.system_attrs[DECISION_ATTR_KEY]
     assert decision["reason"] == "cannot reach top-k"
+    # The power law needs 4 values; before that the pruner says it used "best_so_far".
+    assert decision["curve_model"] == (model if len(decisions) >= 4 else "best_so_far")
     assert decision["step"] == len(decisions)
     assert decision["bar"] == pytest.approx(_curve(0.91)[-1])  # the 2nd best final value
     assert decision["optimistic"] < decision["bar"]
@@ -100,7 +106,7 @@ def test_prunes_a_clearly_bad_curve_and_records_why(model: str) -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_never_prunes_a_rerun_of_a_top_k_trial(model: str) -> None:
+def test_never_prunes_a_rerun_of_a_top_k_trial(model: Model) -> None:
     rng = np.random.default_rng(0)
     pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model)
     study = optuna.create_study(direction="maximize", pruner=pruner)
@@ -188,7 +194,7 @@ def test_interval_steps() -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_minimize_mirrors_maximize(model: str) -> None:
+def test_minimize_mirrors_maximize(model: Model) -> None:
     rng = np.random.default_rng(2)
     references = [
         np.array(_curve(rng.uniform(0.8, 0.95), rng.uniform(0.2, 0.6), rng.uniform(0.3, 1.0)))
@@ -201,7 +207,8 @@ def test_minimize_mirrors_maximize(model: str) -> None:
         for _ in range(10)
     ]
     results = []
-    for direction, transform in (("maximize", lambda c: c), ("minimize", lambda c: 2.0 - c)):
+    cases: list[tuple[Direction, Any]] = [("maximize", lambda c: c), ("minimize", lambda c: 2 - c)]
+    for direction, transform in cases:
         pruner = LearningCurvePruner(
             max_step=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model
         )
@@ -231,7 +238,7 @@ def test_nan_value_prunes_at_once() -> None:
         ("minimize", -math.inf, False),
     ],
 )
-def test_infinite_values(direction: str, value: float, pruned: bool) -> None:
+def test_infinite_values(direction: Direction, value: float, pruned: bool) -> None:
     pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
     study = _study_with_references(pruner, [0.9], direction)
     assert _decisions(study, [value]) == [pruned]
@@ -284,7 +291,7 @@ def test_max_step_none_takes_the_longest_completed_trial() -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_two_study_objects_on_one_storage_decide_identically(tmp_path: Path, model: str) -> None:
+def test_two_study_objects_on_one_storage_decide_identically(tmp_path: Path, model: Model) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     kwargs: dict[str, Any] = dict(max_step=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model)
     worker_a = optuna.create_study(
