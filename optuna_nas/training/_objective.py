@@ -11,6 +11,7 @@ import copy
 import gc
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -20,11 +21,14 @@ from typing import Literal
 import warnings
 
 import lightning.pytorch as pl
+from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 import numpy as np
 import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 import torch
 from torch import nn
+from torch.multiprocessing import ProcessRaisedException
 
 from optuna_nas.search_spaces import SearchSpace
 from optuna_nas.training._callbacks import LearningCurveCallback
@@ -48,6 +52,9 @@ _MAXIMIZED = frozenset({"val_acc", "train_acc", "test_acc"})
 _COST_ATTRS = frozenset({"n_params", "flops", "latency_ms"})
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
 _RESERVED_TRAINER_KWARGS = ("max_epochs",)
+#: Prefix of the entries that carry the learning curve from DDP worker processes back.
+_WORKER_CURVE_KEY = "optuna_nas/curve/"
+_WORKER_EPOCHS_KEY = "optuna_nas/epochs_trained"
 
 
 @contextlib.contextmanager
@@ -77,6 +84,9 @@ def _quiet_lightning(enabled: bool) -> Iterator[None]:
 def _is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, torch.cuda.OutOfMemoryError):
         return True
+    worker = _worker_exception(error)
+    if worker is not None:
+        return worker[0].endswith("OutOfMemoryError") or "out of memory" in worker[1].lower()
     # Other backends (and the CPU allocator) raise a plain RuntimeError.
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
@@ -118,6 +128,17 @@ class NASObjective:
 
     Any other exception propagates, as with any Optuna objective (pass ``catch=`` to
     ``study.optimize`` if you want to continue after it).
+
+    Data-parallel training of each trial (DDP): pass e.g. ``trainer_kwargs={"devices": 2,
+    "strategy": "ddp_spawn"}``, or ``"ddp_fork"`` (Linux; starts much faster, but only while
+    this process has not initialized CUDA, so on GPUs use ``"ddp_spawn"``). Lightning starts the
+    worker processes for each trial; the study, the sampler and the user attributes stay in
+    this process, and rank 0's learning curve comes back to the trial. Pruning under DDP needs
+    an RDB storage (e.g. ``storage="sqlite:///nas.db"``): rank 0 reports each epoch through it
+    (optuna-integration's ``PyTorchLightningPruningCallback``). A worker's diverged loss, out of
+    memory error or ``catch`` exception (matched by exact class) ends the trial as above.
+    Lightning's plain ``"ddp"``, its default for ``devices > 1``, re-runs the whole script in
+    every process and is rejected with a ``ValueError``.
 
     Extend it by passing ``suggest_hyperparameters`` or by subclassing and overriding
     :meth:`suggest_architecture`, :meth:`suggest_hyperparameters`, :meth:`build_network`,
@@ -386,7 +407,7 @@ class NASObjective:
         assert network is not None
 
         curve = LearningCurveCallback(monitor=tuple(dict.fromkeys(("val_acc", *self.metrics))))
-        callbacks: list[pl.Callback] = [curve]
+        callbacks: list[pl.Callback] = [curve, _DDPWorkerCallback(trial, curve)]
         pruning: PyTorchLightningPruningCallback | None = None
         if self.prune and len(self.metrics) == 1:
             # optuna-integration's callback reports in on_validation_end and raises
@@ -407,6 +428,7 @@ class NASObjective:
                 trial.set_user_attr(key, value)
             with _quiet_lightning(not self.verbose):
                 trainer = self.create_trainer(trial, callbacks)
+                _check_launcher(trainer)
                 if self.measure_latency:
                     latency = _measure_latency(
                         network,
@@ -422,9 +444,22 @@ class NASObjective:
                 module = self.create_module(network, hyperparameters)
                 start = time.perf_counter()
                 with _restore_sigint():
-                    trainer.fit(module, datamodule=self.datamodule)
+                    try:
+                        trainer.fit(module, datamodule=self.datamodule)
+                    except ProcessRaisedException as error:
+                        # A DDP worker diverged: prune as without DDP (only the worker's
+                        # traceback text reaches this process, not the exception).
+                        worker = _worker_exception(error)
+                        if worker is not None and worker[0] == _qualified_name(NonFiniteLossError):
+                            raise NonFiniteLossError(worker[1]) from error
+                        raise
+            if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+                # ddp_spawn/ddp_fork trained in worker processes: take rank 0's curve.
+                _DDPWorkerCallback.restore_curve(curve, trainer.callback_metrics)
             if pruning is not None and isinstance(trial, optuna.Trial):
-                pruning.check_pruned()  # only does something under DDP
+                # Only does something under DDP: rank 0 stored its reports and its pruning
+                # decision in the storage; this reports them here and raises TrialPruned.
+                pruning.check_pruned()
         except NonFiniteLossError as error:
             self._record_training(trial, curve, start)
             trial.set_user_attr("fail_reason", str(error))
@@ -439,11 +474,12 @@ class NASObjective:
                 trial.set_user_attr("pruned_reason", pruned_reason(trial))
             raise
         except Exception as error:
+            name, text = _describe(error)
             if _is_out_of_memory(error):
                 oom = True
-                failure = f"Out of memory ({type(error).__name__}): {str(error)[:300]}"
-            elif isinstance(error, self.catch):
-                failure = f"{type(error).__name__}: {error}"
+                failure = f"Out of memory ({name}): {text[:300]}"
+            elif isinstance(error, self.catch) or _worker_raised(error, self.catch):
+                failure = f"{name}: {text}"
             else:
                 raise
         finally:
@@ -544,3 +580,104 @@ def _restore_sigint() -> Iterator[None]:
             signal.signal(signal.SIGINT, handler)
             raise KeyboardInterrupt from exit_
         raise
+
+
+def _qualified_name(cls: type) -> str:
+    """The class name as a traceback's last line spells it."""
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _worker_exception(error: BaseException) -> tuple[str, str] | None:
+    """``(class name, message)`` of the exception that ended a DDP worker process.
+
+    With ``ddp_spawn``/``ddp_fork``, ``torch.multiprocessing`` re-raises a worker's exception in
+    this process as a ``ProcessRaisedException`` that holds only the worker's traceback text.
+    """
+    if not isinstance(error, ProcessRaisedException):
+        return None
+    lines = str(error).rstrip().splitlines()
+    # The exception text follows the last (indented) frame line of the traceback.
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith(" ")), default=-1)
+    name, _, message = "\n".join(lines[last_frame + 1 :]).partition(": ")
+    return name.strip(), message.strip()
+
+
+def _describe(error: BaseException) -> tuple[str, str]:
+    """Class name and message of ``error``, or of the DDP worker's exception it reports."""
+    worker = _worker_exception(error)
+    if worker is not None:
+        return worker[0].rsplit(".", 1)[-1], worker[1]
+    return type(error).__name__, str(error)
+
+
+def _worker_raised(error: BaseException, types: Sequence[type[Exception]]) -> bool:
+    """Whether a DDP worker raised an exception of exactly one of ``types``."""
+    worker = _worker_exception(error)
+    return worker is not None and any(worker[0] == _qualified_name(t) for t in types)
+
+
+def _check_launcher(trainer: pl.Trainer) -> None:
+    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and (
+        trainer.world_size > 1
+    ):
+        # Lightning's "ddp" starts the other ranks by re-running the whole script: each copy
+        # would run its own study (its own trials, maybe other architectures) and the ranks
+        # would train different networks or hang.
+        raise ValueError(
+            f"strategy={type(trainer.strategy).__name__} with {trainer.world_size} processes "
+            "re-runs the script in every process, so each would run its own study. Pass "
+            "trainer_kwargs={'strategy': 'ddp_spawn'} (or 'ddp_fork' on Linux without CUDA in "
+            "this process): Lightning then starts the workers for each trial and the study "
+            "runs in this process only."
+        )
+
+
+class _DDPWorkerCallback(pl.Callback):
+    """Make a trial's training in ``ddp_spawn``/``ddp_fork`` worker processes visible here.
+
+    Lightning sends only ``trainer.callback_metrics`` (and the weights) from worker rank 0 back
+    to the process that called ``fit``; the learning curve recorded in the workers' copies of
+    :class:`LearningCurveCallback` is lost otherwise. In a single process it does nothing.
+    """
+
+    def __init__(self, trial: optuna.Trial, curve: LearningCurveCallback) -> None:
+        super().__init__()
+        self._trial = trial
+        self._curve = curve
+        self._parent_pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ddp_spawn pickles the callbacks: leave the trial (and its storage) behind, a spawned
+        # worker needs only the curve and the pid.
+        return {**self.__dict__, "_trial": None}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if os.getpid() == self._parent_pid:
+            return
+        # A forked worker must not share the parent's database connections (SQLAlchemy's
+        # advice for fork): drop the inherited pool without closing the parent's connections.
+        storage = getattr(getattr(self._trial, "study", None), "_storage", None)
+        engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+        if engine is not None:
+            engine.dispose(close=False)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if os.getpid() == self._parent_pid:
+            return
+        metrics = trainer.callback_metrics
+        for name, values in self._curve.curves.items():
+            metrics[_WORKER_CURVE_KEY + name] = torch.tensor(values, dtype=torch.float64)
+        metrics[_WORKER_EPOCHS_KEY] = torch.tensor(self._curve.epochs_trained)
+
+    @staticmethod
+    def restore_curve(curve: LearningCurveCallback, metrics: Mapping[str, Any]) -> None:
+        """Fill ``curve`` (of this process) from what rank 0 sent back."""
+        if _WORKER_EPOCHS_KEY not in metrics:
+            return
+        for name in curve.curves:
+            values = metrics.get(_WORKER_CURVE_KEY + name)
+            if values is not None:
+                curve.curves[name] = [float(v) for v in values.tolist()]
+        curve.epochs_completed = int(metrics[_WORKER_EPOCHS_KEY])
