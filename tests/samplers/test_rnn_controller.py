@@ -370,6 +370,9 @@ def test_mnasnet_reward_formula() -> None:
         {"seed": "abc"},
         {"reward_fn": 3},
         {"independent_sampler": "random"},
+        {"imitation_top_k": -1},
+        {"imitation_weight": -0.5},
+        {"imitation_weight": math.inf},
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any]) -> None:
@@ -392,6 +395,40 @@ def test_custom_independent_sampler_is_used() -> None:
     study = optuna.create_study(sampler=RNNControllerSampler(seed=0, independent_sampler=tpe))
     study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2 + _toy_objective(t), n_trials=6)
     assert all(-1 <= t.params["x"] <= 1 for t in study.trials)
+
+
+def test_imitation_buffer_keeps_the_best_sequences_ties_to_the_earlier() -> None:
+    policy = RNNControllerSampler(seed=0, imitation_top_k=2, imitation_weight=1.0)._policy
+    history = [(0, 1.0), (1, 3.0), (2, 2.0), (3, 3.0), (4, -1.0)]
+    for index, reward in history:
+        policy.apply([Step("a", 5, index)], reward)
+    assert [steps[0].index for _, _, steps in policy._elite] == [1, 3]
+    # Turned off by either argument: no buffer, plain REINFORCE.
+    for kwargs in ({"imitation_top_k": 0}, {"imitation_weight": 0.0}):
+        plain = RNNControllerSampler(seed=0, **kwargs)._policy
+        plain.apply([Step("a", 5, 0)], 1.0)
+        assert plain._elite == []
+
+
+def test_imitation_pulls_the_policy_toward_the_best_sequence() -> None:
+    # The same history (one rare, best sequence among noisy ordinary ones) applied with and
+    # without self-imitation: with it, the best sequence ends up more likely.
+    rng = np.random.default_rng(0)
+    best = [Step(f"e{i}", 5, 4) for i in range(4)]
+    history = [([Step(f"e{i}", 5, int(rng.integers(4))) for i in range(4)], rng.normal())]
+    history += [(best, 5.0)]
+    history += [
+        ([Step(f"e{i}", 5, int(rng.integers(4))) for i in range(4)], rng.normal())
+        for _ in range(40)
+    ]
+    log_probs = {}
+    for weight in (0.0, 1.0):
+        policy = RNNControllerSampler(seed=0, imitation_weight=weight)._policy
+        for steps, reward in history:
+            policy.apply(steps, float(reward))
+        with torch.no_grad():
+            log_probs[weight] = policy.log_probs([best])[0].item()
+    assert log_probs[1.0] > log_probs[0.0] + 1.0
 
 
 def test_policy_log_probs_batch_equals_single() -> None:
