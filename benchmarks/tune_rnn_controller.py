@@ -85,10 +85,13 @@ def run_one(job: tuple[str, dict[str, Any], int, float, int, float, str]) -> dic
         _TABLE.update(load_table(Path(data)))
     space = create_search_space("nasbench201")
     true_acc: list[float] = []
+    cells: list[str] = []
 
     def objective(trial: optuna.Trial) -> float:
-        acc = _TABLE[space.to_string(space.suggest(trial))]
+        cell = space.to_string(space.suggest(trial))
+        acc = _TABLE[cell]
         true_acc.append(acc)
+        cells.append(cell)
         rng = np.random.default_rng([seed, trial.number, 20260])
         return (acc + (rng.normal(0.0, noise) if noise > 0 else 0.0)) * scale
 
@@ -111,6 +114,7 @@ def run_one(job: tuple[str, dict[str, Any], int, float, int, float, str]) -> dic
         "returned": returned,
         "first50": float(np.mean(true_acc[:50])),
         "last50": float(np.mean(true_acc[-50:])),
+        "unique100": len(set(cells[:100])),
         "seconds": elapsed,
     }
 
@@ -144,6 +148,7 @@ def summarize(results: Sequence[dict[str, Any]], n_trials: int) -> list[dict[str
             "first50": stat([r["first50"] for r in runs]),
             "last50": stat([r["last50"] for r in runs]),
             "learn": stat([r["last50"] - r["first50"] for r in runs]),
+            "unique@100": stat([r.get("unique100", math.nan) for r in runs]),
             "s/run": f"{statistics.mean(r['seconds'] for r in runs):.1f}",
         }
         for other in ("random", "tpe"):
@@ -223,7 +228,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0])
-    parser.add_argument("--scale", type=float, default=1.0, help="reward = accuracy% * scale")
+    parser.add_argument("--scale", type=float, default=1.0, help="reward = accuracy%% * scale")
     parser.add_argument("--grid", default="{}", help="JSON object: RNN argument -> values")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=None, help="append per-run JSON lines here")

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.samplers._rnn_policy import Cursor
+from optuna_nas.samplers._rnn_policy import SequenceTrie
 from optuna_nas.samplers._rnn_policy import Step
 from optuna_nas.samplers._rnn_policy import derive_seed
 from optuna_nas.samplers._rnn_policy import single_threaded
@@ -43,6 +44,10 @@ class _InFlight:
     cursor: Cursor
     rng: np.random.Generator
     fed: set[str]
+    # The decisions drawn up front to avoid a duplicate (see ``skip_duplicates``), followed
+    # while the trial asks for them in the same order; None once it asks for something else.
+    plan: list[tuple[str, int]] | None = None
+    position: int = 0
 
 
 class RNNControllerSampler(BaseSampler):
@@ -76,6 +81,19 @@ class RNNControllerSampler(BaseSampler):
     far (weight ``imitation_weight``), as in priority-queue training (Abolafia et al., 2018)
     and self-imitation learning (Oh et al., ICML 2018). The buffer is rebuilt from the study's
     history like everything else; ``imitation_weight=0`` gives the papers' plain REINFORCE.
+
+    **Duplicates.** On a deterministic objective a repeated architecture wastes a whole
+    training run, and a controller that has learned something repeats its favourites often
+    (about 30% of the first 100 NAS-Bench-201 trials). With ``skip_duplicates`` (default), the
+    first decisions of each trial are drawn from the controller restricted to decision
+    sequences no finished trial has made: ``max_duplicate_retries + 1`` candidates are sampled
+    in one LSTM batch along the prefix tree of finished trials' sequences, and the first one
+    that leaves the tree (so that every completion is new) is followed; the trial then samples
+    the rest freely. This is exact in conditional spaces too. Trials that also have
+    non-controller parameters (floats, wide ints) are not duplicates of one another and are
+    not tracked. If every candidate repeats a finished trial (a converged controller or an
+    exhausted space) the trial is sampled freely. The learning rule is unchanged: rewards are
+    applied to the log-probabilities under the unrestricted policy.
 
     **Order of trials and determinism.** A trial still running when the sampler looks is
     skipped and applied as soon as it is seen finished, so trials are applied in number order
@@ -112,7 +130,9 @@ class RNNControllerSampler(BaseSampler):
     steps, not hundreds; 3e-2 and above collapse early), the NAS-Bench-201 baseline decay 0.9,
     ENAS's temperature 5, a tanh constant of 2 (1.5 explores too long, 2.5 and 3 converge
     too early), and self-imitation of the top 5 with weight 0.5 (0.1 to 1 all help; it added
-    0.15 to 0.2 point at 100 noiseless evaluations).
+    0.15 to 0.2 point at 100 noiseless evaluations); skipping duplicates added another 0.1
+    point there (94.16 to 94.30 on seeds 0-39, 100 of 100 trials new), after which learning
+    rate, tanh constant and imitation weight were re-checked and left as they were.
 
     Example:
         .. code-block:: python
@@ -153,6 +173,10 @@ class RNNControllerSampler(BaseSampler):
             ``0`` gives plain REINFORCE as in the papers.
         imitation_weight: Weight of that bonus, the mean log-probability of the buffer's
             decision sequences, against the REINFORCE loss; ``0`` turns it off.
+        skip_duplicates: Restrict each trial's decisions to sequences no finished trial has
+            made (see *Duplicates*).
+        max_duplicate_retries: Extra candidates drawn for ``skip_duplicates`` (all in one
+            batch).
         reward_fn: Maps a completed trial's ``values`` to the reward to maximize. Required for
             multi-objective studies (see :meth:`mnasnet_reward`); for single-objective ones it
             replaces the default reward, the value (negated when minimizing).
@@ -179,6 +203,8 @@ class RNNControllerSampler(BaseSampler):
         tanh_constant: float | None = 2.0,
         imitation_top_k: int = 5,
         imitation_weight: float = 0.5,
+        skip_duplicates: bool = True,
+        max_duplicate_retries: int = 63,
         reward_fn: Callable[[Sequence[float]], float] | None = None,
         independent_sampler: BaseSampler | None = None,
         max_int_choices: int = 16,
@@ -188,6 +214,9 @@ class RNNControllerSampler(BaseSampler):
         _check_int("batch_size", batch_size, 1)
         _check_int("max_int_choices", max_int_choices, 0)
         _check_int("imitation_top_k", imitation_top_k, 0)
+        _check_int("max_duplicate_retries", max_duplicate_retries, 0)
+        if not isinstance(skip_duplicates, bool):
+            raise ValueError(f"skip_duplicates must be a bool, got {skip_duplicates!r}.")
         _check_positive("learning_rate", learning_rate)
         _check_positive("temperature", temperature)
         if tanh_constant is not None:
@@ -221,6 +250,8 @@ class RNNControllerSampler(BaseSampler):
         self._tanh_constant = None if tanh_constant is None else float(tanh_constant)
         self._imitation_top_k = imitation_top_k
         self._imitation_weight = float(imitation_weight)
+        self._skip_duplicates = skip_duplicates
+        self._max_duplicate_retries = max_duplicate_retries
         self._reward_fn = reward_fn
         self._independent_sampler = independent_sampler
         self._max_int_choices = max_int_choices
@@ -246,6 +277,10 @@ class RNNControllerSampler(BaseSampler):
         self._next_number = 0
         self._applied: set[int] = set()
         self._in_flight: dict[int, _InFlight] = {}
+        # For skip_duplicates: the decision sequences of the finished trials made only of
+        # controller decisions, and the length of the longest.
+        self._seen = SequenceTrie()
+        self._seen_depth = 0
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -255,7 +290,16 @@ class RNNControllerSampler(BaseSampler):
             for k, v in self.__dict__.items()
             if k.startswith("_")
             and k
-            not in ("_lock", "_policy", "_study_key", "_next_number", "_applied", "_in_flight")
+            not in (
+                "_lock",
+                "_policy",
+                "_study_key",
+                "_next_number",
+                "_applied",
+                "_in_flight",
+                "_seen",
+                "_seen_depth",
+            )
         }
         return state
 
@@ -303,6 +347,8 @@ class RNNControllerSampler(BaseSampler):
                 self._catch_up(study)
                 rng = np.random.Generator(np.random.PCG64([self._seed, trial.number]))
                 in_flight = _InFlight(self._policy.new_cursor(), rng, set())
+                if self._skip_duplicates:
+                    in_flight.plan = self._draw_plan(rng)
                 self._in_flight[trial._trial_id] = in_flight
                 new_trial = True
                 baseline = self._policy.baseline
@@ -317,12 +363,22 @@ class RNNControllerSampler(BaseSampler):
                     index = _to_index(distribution, trial.params[name])
                     self._policy.commit(in_flight.cursor, forced[0], index)
                     in_flight.fed.add(name)
+                    _follow_plan(in_flight, forced[0], index)
             probs = self._policy.probabilities(in_flight.cursor, key, size)
-            cumulative = np.cumsum(probs)
-            u = in_flight.rng.random() * cumulative[-1]
-            index = min(int(np.searchsorted(cumulative, u, side="right")), size - 1)
+            plan = in_flight.plan
+            if (
+                plan is not None
+                and in_flight.position < len(plan)
+                and plan[in_flight.position][0] == key
+            ):
+                index = plan[in_flight.position][1]
+            else:
+                cumulative = np.cumsum(probs)
+                u = in_flight.rng.random() * cumulative[-1]
+                index = min(int(np.searchsorted(cumulative, u, side="right")), size - 1)
             self._policy.commit(in_flight.cursor, key, index)
             in_flight.fed.add(param_name)
+            _follow_plan(in_flight, key, index)
             log_prob = in_flight.cursor.log_prob
 
         storage = study._storage
@@ -460,6 +516,8 @@ class RNNControllerSampler(BaseSampler):
                 continue
             self._applied.add(trial.number)
             self._in_flight.pop(trial._trial_id, None)
+            if self._skip_duplicates:
+                self._remember(trial)
             if trial.state == TrialState.COMPLETE:
                 reward = self._reward(study, trial)
                 if reward is not None:
@@ -467,6 +525,34 @@ class RNNControllerSampler(BaseSampler):
         while self._next_number in self._applied:
             self._applied.remove(self._next_number)
             self._next_number += 1
+
+    def _remember(self, trial: FrozenTrial) -> None:
+        """Record a finished trial's decisions for ``skip_duplicates``."""
+        if any(
+            self._encode(name, distribution) is None and not distribution.single()
+            for name, distribution in trial.distributions.items()
+        ):
+            # The trial also has floats or wide ints (e.g. the user's learning rate): the
+            # same architecture with other such values is a new point, not a duplicate.
+            return
+        steps = self._steps(trial)
+        if steps:
+            self._seen.add(steps)
+            self._seen_depth = max(self._seen_depth, len(steps))
+
+    def _draw_plan(self, rng: np.random.Generator) -> list[tuple[str, int]] | None:
+        """The first decisions of a new trial, chosen so that it cannot repeat a finished one.
+
+        ``max_duplicate_retries + 1`` candidates are sampled from the controller in one batch
+        along the tree of seen sequences, and the first that leaves the tree is kept: rejection
+        sampling, i.e. the controller's distribution restricted to new decision sequences. The
+        trial samples its remaining decisions freely. None (sample freely from the start) when
+        nothing was seen yet or every candidate repeated a finished trial.
+        """
+        if not self._seen_depth:
+            return None
+        uniforms = rng.random((self._max_duplicate_retries + 1, self._seen_depth))
+        return self._policy.draw_unseen(self._seen, uniforms)
 
     def _sample_fallback(
         self,
@@ -479,6 +565,17 @@ class RNNControllerSampler(BaseSampler):
         if sampler is None:
             sampler = RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
         return sampler.sample_independent(study, trial, param_name, param_distribution)
+
+
+def _follow_plan(in_flight: _InFlight, key: str, index: int) -> None:
+    """Advance the trial's plan past decision ``key``, or drop the plan if it disagrees."""
+    plan = in_flight.plan
+    if plan is not None:
+        position = in_flight.position
+        if position < len(plan) and plan[position] == (key, index):
+            in_flight.position += 1
+        else:
+            in_flight.plan = None
 
 
 def _to_index(distribution: BaseDistribution, value: Any) -> int:

@@ -66,6 +66,28 @@ class Step:
     index: int
 
 
+class SequenceTrie:
+    """A prefix tree of decision sequences: ``decision`` is the ``(key, size)`` asked at this
+    node (None if no sequence continues from it), ``children`` maps a choice to the subtree."""
+
+    __slots__ = ("children", "decision")
+
+    def __init__(self) -> None:
+        self.decision: tuple[str, int] | None = None
+        self.children: dict[int, SequenceTrie] = {}
+
+    def add(self, steps: Sequence[Step]) -> None:
+        node = self
+        for step in steps:
+            # The latest sequence through a node decides what is asked there (define-by-run
+            # spaces ask a function of the earlier choices, so all sequences agree).
+            node.decision = (step.key, step.size)
+            child = node.children.get(step.index)
+            if child is None:
+                child = node.children[step.index] = SequenceTrie()
+            node = child
+
+
 @dataclass
 class Cursor:
     """The LSTM state of one in-flight trial (the decisions made so far)."""
@@ -219,6 +241,59 @@ class ControllerPolicy:
         log_prob = math.log(max(float(probs[index]), 1e-300))
         cursor.log_prob += log_prob
         return log_prob
+
+    @torch.no_grad()
+    def draw_unseen(
+        self, seen: SequenceTrie, uniforms: np.ndarray
+    ) -> list[tuple[str, int]] | None:
+        """Sample a decision prefix that no sequence in ``seen`` starts with.
+
+        Row ``n`` of ``uniforms`` (values in ``[0, 1)``, one column per step) drives candidate
+        ``n``: it walks down ``seen`` from the root, at each node sampling that node's decision
+        by inverse CDF, exactly as one-by-one sampling with the same numbers would. It is
+        accepted as soon as it leaves the trie (a prefix nobody took, so every completion of it
+        is new) and rejected when it reaches the end of a seen sequence. All candidates go
+        through the LSTM together, so this costs about as much as one sequence. Returns the
+        first accepted candidate's decisions (rejection sampling: the policy restricted to new
+        sequences), or None when all are rejected or ``uniforms`` has too few columns.
+        """
+        n = uniforms.shape[0]
+        nodes: list[SequenceTrie | None] = [seen] * n  # None: decided
+        accepted = [False] * n
+        paths: list[list[tuple[str, int]]] = [[] for _ in range(n)]
+        x = self._start.detach().expand(n, 1, -1).contiguous()
+        hidden = None
+        for t in range(uniforms.shape[1]):
+            rows_by_key: dict[tuple[str, int], list[int]] = {}
+            for row, node in enumerate(nodes):
+                if node is None:
+                    continue
+                if node.decision is None:  # the end of a seen sequence: a duplicate
+                    nodes[row] = None
+                else:
+                    rows_by_key.setdefault(node.decision, []).append(row)
+            if not rows_by_key:
+                break
+            output, hidden = self._lstm(x, hidden)
+            x = x.clone()
+            for (key, size), rows in rows_by_key.items():
+                head = self._head(key, size)
+                # One key for all rows (a fixed space) needs no gather.
+                index_rows = slice(None) if len(rows) == n else torch.tensor(rows)
+                logits = self._transform(output[index_rows, 0] @ head.weight.T + head.bias)
+                cumulative = np.cumsum(torch.softmax(logits.double(), dim=-1).numpy(), axis=1)
+                targets = uniforms[rows, t : t + 1] * cumulative[:, -1:]
+                chosen = np.minimum((cumulative <= targets).sum(axis=1), size - 1)
+                x[index_rows, 0] = head.embedding.detach()[torch.from_numpy(chosen)]
+                for row, index in zip(rows, chosen.tolist()):
+                    paths[row].append((key, index))
+                    child = nodes[row].children.get(index)  # type: ignore[union-attr]
+                    nodes[row] = child
+                    accepted[row] = child is None
+        for row in range(n):
+            if accepted[row]:
+                return paths[row]
+        return None
 
     # ------------------------------------------------------------------ learning
     def log_probs(self, sequences: Sequence[Sequence[Step]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -373,6 +373,8 @@ def test_mnasnet_reward_formula() -> None:
         {"imitation_top_k": -1},
         {"imitation_weight": -0.5},
         {"imitation_weight": math.inf},
+        {"max_duplicate_retries": -1},
+        {"skip_duplicates": "yes"},
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any]) -> None:
@@ -480,3 +482,106 @@ def test_global_torch_rng_untouched() -> None:
     study = optuna.create_study(sampler=RNNControllerSampler(seed=0))
     study.optimize(_toy_objective, n_trials=3)
     assert torch.equal(torch.rand(3), expected)
+
+
+def _nas_only_objective(trial: optuna.Trial) -> float:
+    # A conditional space of categorical decisions only (84 architectures).
+    depth = trial.suggest_int("depth", 1, 3)
+    score = 0.0
+    for i in range(depth):
+        op = trial.suggest_categorical(f"op{i}", ["conv", "pool", "skip"])
+        score += {"conv": 1.0, "pool": 0.5, "skip": 0.0}[op]
+        if op == "conv":
+            score += trial.suggest_categorical(f"kernel{i}", [3, 5]) / 10
+    return score
+
+
+def _sequences(study: optuna.Study) -> list[tuple[tuple[str, Any], ...]]:
+    return [tuple(t.params.items()) for t in study.trials]
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_skip_duplicates_in_a_conditional_space(skip: bool) -> None:
+    sampler = RNNControllerSampler(seed=0, skip_duplicates=skip, learning_rate=0.05)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_nas_only_objective, n_trials=40)
+    n_unique = len(set(_sequences(study)))
+    if skip:
+        assert n_unique == 40
+    else:  # a learning controller repeats its favourites
+        assert n_unique < 40
+
+
+def test_skip_duplicates_ignores_trials_with_floats() -> None:
+    # The same architecture with another learning rate is a new point: repeats are allowed.
+    def objective(trial: optuna.Trial) -> float:
+        op = trial.suggest_categorical("op", list(range(8)))
+        return op + trial.suggest_float("lr", 0.0, 1.0)
+
+    study = optuna.create_study(sampler=RNNControllerSampler(seed=0))
+    study.optimize(objective, n_trials=8)
+    assert len({t.params["op"] for t in study.trials}) < 8
+
+    def nas_only(trial: optuna.Trial) -> float:
+        return float(trial.suggest_categorical("op", list(range(8))))
+
+    study = optuna.create_study(sampler=RNNControllerSampler(seed=0))
+    study.optimize(nas_only, n_trials=8)
+    assert len({t.params["op"] for t in study.trials}) == 8
+
+
+def test_skip_duplicates_space_exhausted_still_samples() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        return float(trial.suggest_categorical("op", [0, 1, 2]))
+
+    study = optuna.create_study(sampler=RNNControllerSampler(seed=0))
+    study.optimize(objective, n_trials=6)
+    assert sorted({t.params["op"] for t in study.trials}) == [0, 1, 2]
+    assert {t.params["op"] for t in study.trials[:3]} == {0, 1, 2}
+
+
+def test_skip_duplicates_resumed_equals_uninterrupted(tmp_path: Any) -> None:
+    kwargs = {"seed": 3, "learning_rate": 0.05}
+    uninterrupted = optuna.create_study(sampler=RNNControllerSampler(**kwargs))
+    uninterrupted.optimize(_nas_only_objective, n_trials=30)
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    study = optuna.create_study(storage=storage, sampler=RNNControllerSampler(**kwargs))
+    study.optimize(_nas_only_objective, n_trials=13)
+    study.sampler = RNNControllerSampler(**kwargs)
+    study.optimize(_nas_only_objective, n_trials=17)
+    assert _sequences(study) == _sequences(uninterrupted)
+
+
+def test_draw_unseen_is_the_policy_restricted_to_new_sequences() -> None:
+    from optuna_nas.samplers._rnn_policy import ControllerPolicy
+    from optuna_nas.samplers._rnn_policy import SequenceTrie
+
+    policy = ControllerPolicy(
+        seed=0,
+        hidden_size=8,
+        num_layers=1,
+        learning_rate=1e-2,
+        temperature=1.0,
+        tanh_constant=None,
+        entropy_weight=0.0,
+        baseline_decay=0.9,
+        batch_size=1,
+    )
+    decisions = [("a", 2), ("b", 2)]
+    seen = SequenceTrie()
+    seen.add([Step("a", 2, 0), Step("b", 2, 0)])
+    seen.add([Step("a", 2, 0), Step("b", 2, 1)])
+    seen.add([Step("a", 2, 1), Step("b", 2, 0)])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert policy.draw_unseen(seen, rng.random((64, 2))) == [("a", 1), ("b", 1)]
+    seen.add([Step("a", 2, 1), Step("b", 2, 1)])
+    assert policy.draw_unseen(seen, rng.random((16, 2))) is None
+    # With a single candidate the first decision follows the policy's own probabilities.
+    cursor = policy.new_cursor()
+    p_a0 = policy.probabilities(cursor, *decisions[0])[0]
+    empty = SequenceTrie()
+    empty.add([Step("a", 2, 1)])
+    uniforms = np.array([[p_a0 * 0.999, 0.5], [p_a0 * 1.001, 0.5]])
+    assert policy.draw_unseen(empty, uniforms[:1]) == [("a", 0)]
+    assert policy.draw_unseen(empty, uniforms[1:]) is None
