@@ -28,6 +28,7 @@ import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 import torch
 from torch import nn
+from torch.multiprocessing import ProcessExitedException
 from torch.multiprocessing import ProcessRaisedException
 
 from optuna_nas.search_spaces import SearchSpace
@@ -226,9 +227,9 @@ class NASObjective:
             raise ValueError(f"space must be a SearchSpace; got {type(space).__name__}.")
         if not isinstance(max_epochs, int) or max_epochs < 1:
             raise ValueError(f"max_epochs must be a positive int; got {max_epochs!r}.")
-        missing = [a for a in ("num_classes", "in_channels", "image_size") if not hasattr(
-            datamodule, a
-        )]
+        missing = [
+            a for a in ("num_classes", "in_channels", "image_size") if not hasattr(datamodule, a)
+        ]
         if missing:
             raise ValueError(
                 f"datamodule {type(datamodule).__name__} lacks attribute(s) {missing}: "
@@ -355,9 +356,7 @@ class NASObjective:
         """Wrap the network into the LightningModule that trains it (default: ChildModule)."""
         return ChildModule(network=network, num_classes=self.num_classes, **hyperparameters)
 
-    def create_trainer(
-        self, trial: optuna.Trial, callbacks: Sequence[pl.Callback]
-    ) -> pl.Trainer:
+    def create_trainer(self, trial: optuna.Trial, callbacks: Sequence[pl.Callback]) -> pl.Trainer:
         """Create the Trainer of one trial; ``callbacks`` (pruning, curve) must be included."""
         kwargs: dict[str, Any] = {
             "accelerator": "auto",
@@ -453,6 +452,13 @@ class NASObjective:
                         if worker is not None and worker[0] == _qualified_name(NonFiniteLossError):
                             raise NonFiniteLossError(worker[1]) from error
                         raise
+                    except ProcessExitedException:
+                        # A worker was killed by a signal (no Python exception), e.g. by the
+                        # OOM killer or a C++ abort while tearing down after rank 0 had decided
+                        # to prune: a stored pruning decision still prunes; otherwise FAIL.
+                        if pruning is not None and isinstance(trial, optuna.Trial):
+                            pruning.check_pruned()
+                        raise
             if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
                 # ddp_spawn/ddp_fork trained in worker processes: take rank 0's curve.
                 _DDPWorkerCallback.restore_curve(curve, trainer.callback_metrics)
@@ -478,6 +484,8 @@ class NASObjective:
             if _is_out_of_memory(error):
                 oom = True
                 failure = f"Out of memory ({name}): {text[:300]}"
+            elif isinstance(error, ProcessExitedException):
+                failure = f"A DDP worker process died: {error}"
             elif isinstance(error, self.catch) or _worker_raised(error, self.catch):
                 failure = f"{name}: {text}"
             else:

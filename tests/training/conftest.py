@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -40,6 +42,11 @@ class FakeNet(nn.Module):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         if self.training and self.kind == "crash":
             raise RuntimeError("a bug in the user's network")
+        if self.training and self.kind == "worker_killed":
+            # Only ever in a DDP worker of rank 1: a process dying without a Python exception.
+            if torch.distributed.is_initialized() and torch.distributed.get_rank() == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError("worker_killed outside a DDP worker of rank 1")
         return logits
 
 
@@ -48,7 +55,7 @@ class FakeSpace(SearchSpace[str]):
 
     name = "fake"
     prefix = "fake"
-    KINDS = ("ok", "nan", "oom", "build_error", "crash")
+    KINDS = ("ok", "nan", "oom", "build_error", "crash", "worker_killed")
 
     @property
     def decisions(self) -> tuple[Decision, ...]:

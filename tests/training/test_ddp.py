@@ -228,16 +228,19 @@ def test_worker_failures_end_the_trial_not_the_study(
         catch=(RuntimeError,),
     )
     study = _study(tmp_path)
-    for kind in ("nan", "oom", "crash", "ok"):
+    for kind in ("nan", "oom", "crash", "worker_killed", "ok"):
         study.enqueue_trial({"fake/kind": kind})
-    study.optimize(objective, n_trials=4)
-    nan, oom, crash, ok = study.trials
+    study.optimize(objective, n_trials=5)
+    nan, oom, crash, killed, ok = study.trials
     assert nan.state == TrialState.PRUNED
     assert nan.user_attrs["fail_reason"].startswith("Non-finite training loss")
     assert oom.state == TrialState.FAIL
     assert oom.user_attrs["fail_reason"].startswith("Out of memory (OutOfMemoryError)")
     assert crash.state == TrialState.FAIL
     assert crash.user_attrs["fail_reason"] == "RuntimeError: a bug in the user's network"
+    assert killed.state == TrialState.FAIL
+    assert killed.user_attrs["fail_reason"].startswith("A DDP worker process died")
+    assert "SIGKILL" in killed.user_attrs["fail_reason"]
     assert ok.state == TrialState.COMPLETE and ok.value is not None and 0.0 <= ok.value <= 1.0
 
 
