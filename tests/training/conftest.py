@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -43,9 +44,13 @@ class FakeNet(nn.Module):
         if self.training and self.kind == "crash":
             raise RuntimeError("a bug in the user's network")
         if self.training and self.kind == "worker_killed":
-            # Only ever in a DDP worker of rank 1: a process dying without a Python exception.
-            if torch.distributed.is_initialized() and torch.distributed.get_rank() == 1:
-                os.kill(os.getpid(), signal.SIGKILL)
+            # A DDP worker of rank 1 dies without a Python exception. The other ranks wait, so
+            # that the death is the first failure the launcher sees (a race otherwise); the
+            # launcher then terminates them.
+            if torch.distributed.is_initialized():
+                if torch.distributed.get_rank() == 1:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                time.sleep(60)
             raise RuntimeError("worker_killed outside a DDP worker of rank 1")
         return logits
 
