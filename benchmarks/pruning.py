@@ -489,7 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samplers", default="random,evolution")
     parser.add_argument("--pruners", default=None, help="comma-separated subset (default all)")
     parser.add_argument(
-        "--sweep", action="store_true", help="extra settings per pruner (random sampler)"
+        "--sweep", action="store_true", help="extra settings per pruner (a frontier)"
+    )
+    parser.add_argument(
+        "--sweep-samplers", default="random", help="samplers the --sweep settings run with"
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 30 trials (CI)")
     parser.add_argument("--real", action="store_true", help="also real training on MNIST")
@@ -514,6 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sampler_names = tuple(s for s in args.samplers.split(",") if s)
     available = tuple(_samplers(sampler_names))
+    sweep_samplers = {s for s in args.sweep_samplers.split(",") if s}
 
     def pruner_names(max_step: int, first_step: int) -> list[str]:
         names = list(_pruners(max_step, first_step, args.sweep))
@@ -537,8 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks = [
                 Task("nb301", s, p, seed, args.trials, args.sweep, args.data_dir, available)
                 for s in available
-                # The sweep's extra settings run with the random sampler only (time).
-                for p in (pruner_names(NB301_EPOCHS, 1) if s == "random" else base_names)
+                # The sweep's extra settings run with --sweep-samplers only (time).
+                for p in (pruner_names(NB301_EPOCHS, 1) if s in sweep_samplers else base_names)
                 for seed in range(args.seeds)
             ]
             results += _execute(tasks, args.jobs)
