@@ -549,39 +549,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     notes: list[str] = []
     if args.real:
-        for seed in range(args.real_seeds):
-            t0 = time.perf_counter()
-            curves = _record_real_curves(
-                seed, args.real_trials, args.real_epochs, args.real_subset
+        t0 = time.perf_counter()
+        seeds = list(range(args.real_seeds))
+        record = partial(
+            _record_real_curves,
+            n_trials=args.real_trials,
+            epochs=args.real_epochs,
+            subset=args.real_subset,
+        )
+        if args.jobs <= 1 or len(seeds) == 1:
+            recorded = [record(seed) for seed in seeds]
+        else:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                recorded = list(pool.map(record, seeds))
+        print(
+            f"real training: {len(seeds)} seeds x {args.real_trials} cells x "
+            f"{args.real_epochs} epochs in {time.perf_counter() - t0:.0f}s ({args.jobs} jobs)",
+            file=sys.stderr,
+        )
+        tasks = [
+            Task("real", "random", p, seed, args.real_trials, args.sweep, None, ("random",), c)
+            for seed, c in zip(seeds, recorded)
+            for p in pruner_names(args.real_epochs - 1, 0)
+        ]
+        real_results = _execute(tasks, args.jobs)
+        results += real_results
+        replayed = [r for r in real_results if r.pruner == "learning_curve" and r.seed == 0]
+        if replayed:
+            notes.append(
+                _live_check(0, args.real_trials, args.real_epochs, args.real_subset, replayed[0])
             )
-            print(
-                f"real training, seed {seed}: {args.real_trials} cells x {args.real_epochs} "
-                f"epochs in {time.perf_counter() - t0:.0f}s",
-                file=sys.stderr,
-            )
-            tasks = [
-                Task(
-                    "real",
-                    "random",
-                    p,
-                    seed,
-                    args.real_trials,
-                    args.sweep,
-                    None,
-                    ("random",),
-                    curves,
-                )
-                for p in pruner_names(args.real_epochs - 1, 0)
-            ]
-            seed_results = _execute(tasks, 1)
-            results += seed_results
-            if seed == 0:
-                replayed = next(r for r in seed_results if r.pruner == "learning_curve")
-                notes.append(
-                    _live_check(
-                        seed, args.real_trials, args.real_epochs, args.real_subset, replayed
-                    )
-                )
 
     parts = [] if args.no_nb301 else [f"NB301 {args.seeds} seeds x {args.trials} trials"]
     if args.real:
