@@ -20,8 +20,15 @@ Usage::
     python benchmarks/pruning.py               # 50 seeds x 100 trials, random + evolution
     python benchmarks/pruning.py --quick       # CI smoke test (3 seeds, 30 trials)
     python benchmarks/pruning.py --sweep       # extra settings per pruner: a frontier
+    python benchmarks/pruning.py --sweep --sweep-samplers random,evolution  # both frontiers
+    python benchmarks/pruning.py --equal-budget  # + equal compute: pruned studies run on
     python benchmarks/pruning.py --real        # + real training on MNIST (CPU: ~10 min)
     python benchmarks/pruning.py --from-csv a/results.csv b/results.csv  # merge, re-plot
+
+``--equal-budget`` also answers "what does the saved compute buy?": each pruned NB301 study
+(default settings only) runs again, up to 4x the trials, until it has trained as many epochs
+as the unpruned study, and ``equal_compute.csv`` holds its best accuracy within 1/4, 1/3, 1/2
+and all of those epochs, paired with the unpruned best.
 
 Writes ``results.csv`` (one row per study), ``summary.csv`` and ``pruning.png`` (epochs vs
 regret) to ``--out``. Needs the ``benchmarks`` extra (yahpo-gym, matplotlib) and the NB301 files
@@ -36,6 +43,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 import csv
 from dataclasses import asdict
+from dataclasses import astuple
 from dataclasses import dataclass
 from functools import partial
 import math
@@ -51,6 +59,8 @@ from optuna.trial import TrialState
 
 
 NB301_EPOCHS = 98  # the surrogate's last epoch; epochs are reported as steps 1..98
+#: Shares of the unpruned study's epochs at which the equal-compute table reads the best.
+BUDGET_FRACTIONS = (0.25, 1 / 3, 0.5, 1.0)
 
 
 # ----------------------------------------------------------------------------- pruners
@@ -222,6 +232,9 @@ class Result:
     n_complete: int
     n_pruned: int
     wall_s: float
+    # Equal-compute studies only: best final accuracy within each BUDGET_FRACTIONS share of
+    # the unpruned study's epochs (";"-joined in results.csv).
+    best_within: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,7 +253,7 @@ class Task:
 def _run(task: Task) -> Result:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
-    if task.part == "nb301":
+    if task.part.startswith("nb301"):
         objective = _nb301_objective(task.data_dir)
         pruner = _pruners(NB301_EPOCHS, 1, task.sweep)[task.pruner]()
     else:
@@ -256,8 +269,48 @@ def _run(task: Task) -> Result:
         sampler=sampler,
         pruner=pruner,
     )
+    if task.part == "nb301-budget":
+        # Go on until the pruned study has trained as many epochs as the unpruned one did.
+        budget = task.n_trials * NB301_EPOCHS
+        study.optimize(
+            objective, n_trials=_BUDGET_TRIAL_FACTOR * task.n_trials, callbacks=[_StopAt(budget)]
+        )
+        result = _summarize(study, task, time.perf_counter() - start)
+        result.best_within = _best_within(study, [f * budget for f in BUDGET_FRACTIONS])
+        return result
     study.optimize(objective, n_trials=task.n_trials)
     return _summarize(study, task, time.perf_counter() - start)
+
+
+# At most this many times the unpruned number of trials in an equal-compute study.
+_BUDGET_TRIAL_FACTOR = 4
+
+
+class _StopAt:
+    """Study callback: stop once the trials have reported ``epochs`` epochs in total."""
+
+    def __init__(self, epochs: float) -> None:
+        self.epochs = epochs
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trials = study.get_trials(deepcopy=False)
+        if sum(len(t.intermediate_values) for t in trials) >= self.epochs:
+            study.stop()
+
+
+def _best_within(study: optuna.Study, budgets: Sequence[float]) -> tuple[float, ...]:
+    """Best completed value among the trials finished within each cumulative epoch budget."""
+    out = []
+    for budget in budgets:
+        spent, best = 0, math.nan
+        for t in study.get_trials(deepcopy=False):
+            spent += len(t.intermediate_values)
+            if spent > budget:
+                break
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                best = float(t.value) if math.isnan(best) else max(best, float(t.value))
+        out.append(best)
+    return tuple(out)
 
 
 def _summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
@@ -398,6 +451,53 @@ def _table(results: Sequence[Result], scale: float) -> list[dict[str, Any]]:
     return rows
 
 
+def _budget_table(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """Equal compute: pruned studies run on until they trained the unpruned study's epochs."""
+    base = {(r.sampler, r.seed): r for r in results if r.part == "nb301" and r.pruner == "none"}
+    rows = []
+    budget = [r for r in results if r.part == "nb301-budget"]
+    for sampler, pruner in dict.fromkeys((r.sampler, r.pruner) for r in budget):
+        paired = [
+            (r, base[(sampler, r.seed)])
+            for r in budget
+            if (r.sampler, r.pruner) == (sampler, pruner) and (sampler, r.seed) in base
+        ]
+        if not paired:
+            continue
+        row: dict[str, Any] = {"sampler": sampler, "pruner": pruner, "seeds": len(paired)}
+        for i, fraction in enumerate(BUDGET_FRACTIONS):
+            deltas = np.array([r.best_within[i] - b.best for r, b in paired])
+            # NaN: no trial completed within that budget (counted, not averaged).
+            finite = deltas[np.isfinite(deltas)]
+            row[f"delta_at_{fraction:.2f}"] = float(finite.mean()) if finite.size else math.nan
+            row[f"se_at_{fraction:.2f}"] = (
+                float(finite.std(ddof=1) / math.sqrt(finite.size)) if finite.size > 1 else math.nan
+            )
+            row[f"none_completed_at_{fraction:.2f}"] = int(deltas.size - finite.size)
+        row["trials"] = float(np.mean([r.n_trials for r, _ in paired]))
+        rows.append(row)
+    return rows
+
+
+def _print_budget_table(rows: Sequence[dict[str, Any]]) -> None:
+    print(
+        "\nEqual compute (--equal-budget): pruned studies run on (up to "
+        f"{_BUDGET_TRIAL_FACTOR}x the trials) until they trained as many epochs as the unpruned "
+        "one; delta = their best final accuracy within the given share of those epochs minus the "
+        "unpruned study's best (pp, mean +- s.e.)."
+    )
+    shares = "".join(f"{f'{f:.2f}x epochs':>18s}" for f in BUDGET_FRACTIONS)
+    header = f"{'sampler':9s} {'pruner':20s} {'seeds':>5s}{shares} {'trials':>7s}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        cells = "".join(
+            f"{r[f'delta_at_{f:.2f}']:+9.3f} +- {r[f'se_at_{f:.2f}']:.3f}"
+            for f in BUDGET_FRACTIONS
+        )
+        print(f"{r['sampler']:9s} {r['pruner']:20s} {r['seeds']:5d}{cells} {r['trials']:7.1f}")
+
+
 def _print_table(rows: Sequence[dict[str, Any]]) -> None:
     header = (
         f"{'part':6s} {'sampler':9s} {'pruner':34s} {'seeds':>5s} {'epochs':>8s} "
@@ -494,6 +594,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sweep-samplers", default="random", help="samplers the --sweep settings run with"
     )
+    parser.add_argument(
+        "--equal-budget",
+        action="store_true",
+        help="also run the NB301 pruned studies on until they trained the unpruned epochs",
+    )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 30 trials (CI)")
     parser.add_argument("--real", action="store_true", help="also real training on MNIST")
     parser.add_argument("--real-seeds", type=int, default=3)
@@ -545,6 +650,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for p in (pruner_names(NB301_EPOCHS, 1) if s in sweep_samplers else base_names)
                 for seed in range(args.seeds)
             ]
+            if args.equal_budget:
+                tasks += [
+                    Task("nb301-budget", *astuple(t)[1:])
+                    for t in tasks
+                    if t.pruner != "none" and ":" not in t.pruner
+                ]
             results += _execute(tasks, args.jobs)
 
     notes: list[str] = []
@@ -604,8 +715,14 @@ def _report(
         *_table([r for r in results if r.part == "nb301"], scale=1.0),  # NB301: already percent
         *_table([r for r in results if r.part == "real"], scale=100.0),  # accuracy in [0, 1]
     ]
-    _write_csv(out / "results.csv", [asdict(r) for r in results])
+    budget_rows = _budget_table(results)
+    records = [asdict(r) for r in results]
+    for record in records:
+        record["best_within"] = ";".join(f"{v:.6g}" for v in record["best_within"])
+    _write_csv(out / "results.csv", records)
     _write_csv(out / "summary.csv", rows)
+    if budget_rows:
+        _write_csv(out / "equal_compute.csv", budget_rows)
     _plot(rows, out / "pruning.png")
     print(
         f"Pruning benchmark ({description}): delta = best final accuracy minus that of the "
@@ -613,6 +730,8 @@ def _report(
         "pruning / epochs with; done = completed trials."
     )
     _print_table(rows)
+    if budget_rows:
+        _print_budget_table(budget_rows)
     for note in notes:
         print(note)
     elapsed = f"{time.perf_counter() - started:.0f}s; " if started is not None else ""
@@ -637,6 +756,9 @@ def _load_results(paths: Sequence[str]) -> list[Result]:
                     n_complete=int(row["n_complete"]),
                     n_pruned=int(row["n_pruned"]),
                     wall_s=float(row["wall_s"]),
+                    best_within=tuple(
+                        float(v) for v in (row.get("best_within") or "").split(";") if v
+                    ),
                 )
                 found[(r.part, r.sampler, r.pruner, r.seed)] = r
     return list(found.values())

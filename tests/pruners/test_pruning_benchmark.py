@@ -42,6 +42,7 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
             "random",
             "--pruners",
             "median,learning_curve",
+            "--equal-budget",
             "--out",
             str(tmp_path),
         ]
@@ -57,5 +58,15 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
         assert float(rows[name]["epochs"]) < 30 * 98
         # The random sampler proposes the same cells: pruning can only lose the best one.
         assert float(rows[name]["delta_mean"]) <= 0.0
+    # Equal compute: the pruned studies ran on past 30 trials, and since their first 30 trials
+    # are those of the fixed-size study (same random cells, same history-only pruning), their
+    # best within the unpruned epochs is at least the fixed-size study's best.
+    with (tmp_path / "equal_compute.csv").open() as f:
+        budget = {r["pruner"]: r for r in csv.DictReader(f)}
+    assert set(budget) == {"median", "learning_curve"}
+    for name, row in budget.items():
+        assert float(row["trials"]) > 30
+        assert float(row["delta_at_1.00"]) >= float(rows[name]["delta_mean"]) - 1e-9
+        assert float(row["delta_at_0.25"]) <= float(row["delta_at_1.00"])
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "pruning.png").stat().st_size > 0
