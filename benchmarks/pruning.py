@@ -64,8 +64,11 @@ BUDGET_FRACTIONS = (0.25, 1 / 3, 0.5, 1.0)
 
 
 # ----------------------------------------------------------------------------- pruners
-def _pruners(max_step: int, first_step: int, sweep: bool) -> dict[str, Callable[[], Any]]:
-    """Factories of the compared pruners. ``max_step``: last reported step."""
+def _pruners(
+    max_step: int, first_step: int, sweep: bool, oracle: bool = False
+) -> dict[str, Callable[[], Any]]:
+    """Factories of the compared pruners. ``max_step``: last reported step; ``oracle``: add
+    the NB301-only :class:`_OracleTopKPruner` settings to the sweep."""
     from optuna_nas.pruners import LearningCurvePruner
 
     max_resource = max_step + 1 - first_step  # Hyperband counts resources from the first step
@@ -103,7 +106,37 @@ def _pruners(max_step: int, first_step: int, sweep: bool) -> dict[str, Callable[
             out[f"learning_curve:best_so_far,top_k={k}"] = partial(
                 LearningCurvePruner, max_step=max_step, top_k=k, curve_model="best_so_far"
             )
+        if oracle:
+            for k in (2, 4):
+                out[f"oracle:top_k={k}"] = partial(_OracleTopKPruner, top_k=k)
     return out
+
+
+class _OracleTopKPruner(optuna.pruners.BasePruner):
+    """A yardstick, not a pruner: it reads the trial's *true* final NB301 accuracy.
+
+    At a trial's first report it prunes iff that final value is below the ``top_k``-th best
+    completed value (after ``n_warmup_trials`` completions, as LearningCurvePruner). It is the
+    most any top-k rule could save without ever dropping a trial that would join the top-k.
+    """
+
+    def __init__(self, top_k: int, n_warmup_trials: int = 5) -> None:
+        self.top_k = top_k
+        self.n_warmup_trials = n_warmup_trials
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if len(trial.intermediate_values) != 1:
+            return False
+        done = sorted(
+            (t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+            reverse=True,
+        )
+        if len(done) < max(self.top_k, self.n_warmup_trials):
+            return False
+        objective = _nb301_objective(None)  # already built (with --data-dir) by _run
+        genotype = _NB301Cells().suggest(optuna.trial.FixedTrial(trial.params))
+        final = float(objective.bench.learning_curve(genotype, NB301_EPOCHS)[-1])
+        return final < done[self.top_k - 1]
 
 
 def _samplers(names: Sequence[str]) -> dict[str, Callable[[int], optuna.samplers.BaseSampler]]:
@@ -255,7 +288,7 @@ def _run(task: Task) -> Result:
     start = time.perf_counter()
     if task.part.startswith("nb301"):
         objective = _nb301_objective(task.data_dir)
-        pruner = _pruners(NB301_EPOCHS, 1, task.sweep)[task.pruner]()
+        pruner = _pruners(NB301_EPOCHS, 1, task.sweep, oracle=True)[task.pruner]()
     else:
         assert task.real_curves is not None
         objective = _ReplayObjective(task.real_curves)
@@ -532,6 +565,7 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
         "hyperband": "tab:orange",
         "learning_curve": "tab:red",
         "learning_curve (best_so_far)": "tab:purple",
+        "oracle": "grey",
     }
 
     def family(name: str) -> str:
@@ -625,7 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep_samplers = {s for s in args.sweep_samplers.split(",") if s}
 
     def pruner_names(max_step: int, first_step: int) -> list[str]:
-        names = list(_pruners(max_step, first_step, args.sweep))
+        oracle = max_step == NB301_EPOCHS and first_step == 1
+        names = list(_pruners(max_step, first_step, args.sweep, oracle=oracle))
         if args.pruners:
             wanted = ["none"] + [p for p in args.pruners.split(",") if p != "none"]
             unknown = sorted(set(wanted) - set(names))
