@@ -127,14 +127,12 @@ class _OracleTopKPruner(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if len(trial.intermediate_values) != 1:
             return False
-        done = sorted(
-            (t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
-            reverse=True,
-        )
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = sorted((float(t.value) for t in completed if t.value is not None), reverse=True)
         if len(done) < max(self.top_k, self.n_warmup_trials):
             return False
         objective = _nb301_objective(None)  # already built (with --data-dir) by _run
-        genotype = _NB301Cells().suggest(optuna.trial.FixedTrial(trial.params))
+        genotype = _NB301Cells().suggest(optuna.trial.FixedTrial(trial.params))  # type: ignore[arg-type]
         final = float(objective.bench.learning_curve(genotype, NB301_EPOCHS)[-1])
         return final < done[self.top_k - 1]
 
