@@ -24,9 +24,9 @@ from optuna_nas.darts._supernet import NB201Supernet
 from optuna_nas.darts._supernet import Supernet
 from optuna_nas.darts._supernet import create_supernet
 from optuna_nas.search_spaces._base import SearchSpace
-from optuna_nas.training._objective import _is_out_of_memory
-from optuna_nas.training._objective import _quiet_lightning
-from optuna_nas.training._objective import _restore_sigint
+from optuna_nas.training._trial_guard import is_out_of_memory
+from optuna_nas.training._trial_guard import quiet_lightning
+from optuna_nas.training._trial_guard import restore_sigint
 
 
 DeriveFn = Callable[[Supernet], Any]
@@ -378,7 +378,7 @@ class DartsSearch:
         self.result = result  # partial results stay readable if the trial is pruned
         # The same helpers as NASObjective, so both objectives fail, log and stop alike.
         try:
-            with _quiet_lightning(not self.verbose), _restore_sigint():
+            with quiet_lightning(not self.verbose), restore_sigint():
                 trainer = self._make_trainer(callbacks)
                 trainer.fit(module, datamodule=dm, ckpt_path=self.ckpt_path)
             if isinstance(trial, optuna.Trial):
@@ -387,7 +387,7 @@ class DartsSearch:
             self._fail(trial, result, str(error))
             raise optuna.TrialPruned(str(error)) from None
         except Exception as error:
-            if not _is_out_of_memory(error):
+            if not is_out_of_memory(error):
                 raise
             return self._fail(trial, result, f"Out of memory ({type(error).__name__}): {error}")
         finally:

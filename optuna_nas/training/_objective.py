@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
-import contextlib
 import copy
 import gc
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
-import warnings
 
 import lightning.pytorch as pl
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
@@ -38,6 +33,13 @@ from optuna_nas.training._measure import count_parameters
 from optuna_nas.training._measure import measure_latency as _measure_latency
 from optuna_nas.training._module import ChildModule
 from optuna_nas.training._module import NonFiniteLossError
+from optuna_nas.training._trial_guard import describe_error
+from optuna_nas.training._trial_guard import is_out_of_memory
+from optuna_nas.training._trial_guard import qualified_name
+from optuna_nas.training._trial_guard import quiet_lightning
+from optuna_nas.training._trial_guard import restore_sigint
+from optuna_nas.training._trial_guard import worker_exception
+from optuna_nas.training._trial_guard import worker_raised
 from optuna_nas.visualization import upload_cell_diagram
 
 
@@ -51,45 +53,10 @@ _logger = logging.getLogger(__name__)
 _MAXIMIZED = frozenset({"val_acc", "train_acc", "test_acc"})
 #: Objective values that are trial attributes measured before training (not logged metrics).
 _COST_ATTRS = frozenset({"n_params", "flops", "latency_ms"})
-_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
 _RESERVED_TRAINER_KWARGS = ("max_epochs",)
 #: Prefix of the entries that carry the learning curve from DDP worker processes back.
 _WORKER_CURVE_KEY = "optuna_nas/curve/"
 _WORKER_EPOCHS_KEY = "optuna_nas/epochs_trained"
-
-
-@contextlib.contextmanager
-def _quiet_lightning(enabled: bool) -> Iterator[None]:
-    """Silence Lightning's per-fit banners ("GPU available ...") and hints for one trial."""
-    if not enabled:
-        yield
-        return
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            # In-memory data needs no workers; Lightning's hint about them is noise here.
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            # ChildModule logs per epoch only, so the per-step logging interval does not matter.
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-            # Lightning 2.6 on recent torch warns about its own use of torch's pytree API.
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, torch.cuda.OutOfMemoryError):
-        return True
-    worker = _worker_exception(error)
-    if worker is not None:
-        return worker[0].endswith("OutOfMemoryError") or "out of memory" in worker[1].lower()
-    # Other backends (and the CPU allocator) raise a plain RuntimeError.
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
 class NASObjective:
@@ -425,7 +392,7 @@ class NASObjective:
             measured["flops"] = count_flops(network, self.input_shape)
             for key, value in measured.items():
                 trial.set_user_attr(key, value)
-            with _quiet_lightning(not self.verbose):
+            with quiet_lightning(not self.verbose):
                 trainer = self.create_trainer(trial, callbacks)
                 _check_launcher(trainer)
                 if self.measure_latency:
@@ -442,14 +409,14 @@ class NASObjective:
                 assert network is not None
                 module = self.create_module(network, hyperparameters)
                 start = time.perf_counter()
-                with _restore_sigint():
+                with restore_sigint():
                     try:
                         trainer.fit(module, datamodule=self.datamodule)
                     except ProcessRaisedException as error:
                         # A DDP worker diverged: prune as without DDP (only the worker's
                         # traceback text reaches this process, not the exception).
-                        worker = _worker_exception(error)
-                        if worker is not None and worker[0] == _qualified_name(NonFiniteLossError):
+                        worker = worker_exception(error)
+                        if worker is not None and worker[0] == qualified_name(NonFiniteLossError):
                             raise NonFiniteLossError(worker[1]) from error
                         raise
                     except ProcessExitedException:
@@ -480,13 +447,13 @@ class NASObjective:
                 trial.set_user_attr("pruned_reason", pruned_reason(trial))
             raise
         except Exception as error:
-            name, text = _describe(error)
-            if _is_out_of_memory(error):
+            name, text = describe_error(error)
+            if is_out_of_memory(error):
                 oom = True
                 failure = f"Out of memory ({name}): {text[:300]}"
             elif isinstance(error, ProcessExitedException):
                 failure = f"A DDP worker process died: {error}"
-            elif isinstance(error, self.catch) or _worker_raised(error, self.catch):
+            elif isinstance(error, self.catch) or worker_raised(error, self.catch):
                 failure = f"{name}: {text}"
             else:
                 raise
@@ -569,61 +536,6 @@ class NASObjective:
             f"NASObjective(space={self.space!r}, datamodule={self.datamodule!r}, "
             f"max_epochs={self.max_epochs}, metric={list(self.metrics)!r})"
         )
-
-
-@contextlib.contextmanager
-def _restore_sigint() -> Iterator[None]:
-    """Turn Lightning's Ctrl+C handling back into a plain ``KeyboardInterrupt``.
-
-    On Ctrl+C, ``Trainer.fit`` ignores SIGINT for the rest of the process and calls
-    ``sys.exit(1)``; inside ``study.optimize`` Optuna should instead see the usual
-    ``KeyboardInterrupt`` (and a second Ctrl+C must still work).
-    """
-    in_main = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGINT) if in_main else None
-    try:
-        yield
-    except SystemExit as exit_:
-        if in_main and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            signal.signal(signal.SIGINT, handler)
-            raise KeyboardInterrupt from exit_
-        raise
-
-
-def _qualified_name(cls: type) -> str:
-    """The class name as a traceback's last line spells it."""
-    if cls.__module__ in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _worker_exception(error: BaseException) -> tuple[str, str] | None:
-    """``(class name, message)`` of the exception that ended a DDP worker process.
-
-    With ``ddp_spawn``/``ddp_fork``, ``torch.multiprocessing`` re-raises a worker's exception in
-    this process as a ``ProcessRaisedException`` that holds only the worker's traceback text.
-    """
-    if not isinstance(error, ProcessRaisedException):
-        return None
-    lines = str(error).rstrip().splitlines()
-    # The exception text follows the last (indented) frame line of the traceback.
-    last_frame = max((i for i, line in enumerate(lines) if line.startswith(" ")), default=-1)
-    name, _, message = "\n".join(lines[last_frame + 1 :]).partition(": ")
-    return name.strip(), message.strip()
-
-
-def _describe(error: BaseException) -> tuple[str, str]:
-    """Class name and message of ``error``, or of the DDP worker's exception it reports."""
-    worker = _worker_exception(error)
-    if worker is not None:
-        return worker[0].rsplit(".", 1)[-1], worker[1]
-    return type(error).__name__, str(error)
-
-
-def _worker_raised(error: BaseException, types: Sequence[type[Exception]]) -> bool:
-    """Whether a DDP worker raised an exception of exactly one of ``types``."""
-    worker = _worker_exception(error)
-    return worker is not None and any(worker[0] == _qualified_name(t) for t in types)
 
 
 def _check_launcher(trainer: pl.Trainer) -> None:

@@ -256,11 +256,11 @@ def test_rejects_bad_configuration(digits: EmbeddedDataModule) -> None:
 def test_ctrl_c_inside_lightning_becomes_keyboard_interrupt() -> None:
     import signal
 
-    from optuna_nas.training._objective import _restore_sigint
+    from optuna_nas.training._trial_guard import restore_sigint
 
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        with _restore_sigint():
+        with restore_sigint():
             # What Trainer.fit does on Ctrl+C: ignore further SIGINTs and exit.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise SystemExit(1)
