@@ -23,6 +23,7 @@ Usage (from the repository root)::
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/compare_samplers.py               # 100 seeds
     python benchmarks/compare_samplers.py --quick                                  # CI, seconds
     python benchmarks/compare_samplers.py --strategies random tpe --seeds 30 --noise 0
+    python benchmarks/compare_samplers.py --seeds 40 --first-seed 100   # held-out seeds
     python benchmarks/compare_samplers.py --strategies "evolution:population_size=10,sample_size=3"
     python benchmarks/compare_samplers.py --multi-objective --metric latency_ms_pi5_onnx
 
@@ -412,6 +413,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"seeds per strategy and noise (default {DEFAULT_SEEDS})",
     )
     parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds run from here (e.g. 100 for seeds no tuning grid has seen)",
+    )
+    parser.add_argument(
         "--budgets",
         type=int,
         nargs="+",
@@ -470,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if seeds < 1 or budgets[0] < 1 or any(n < 0 for n in noises) or args.workers < 1:
         parser.error("--seeds, --budgets and --workers must be positive and --noise >= 0")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be >= 0, got {args.first_seed}")
     for spec in specs:
         parse_strategy(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -516,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         for s in strategies
         for n in noises
-        for seed in range(seeds)
+        for seed in range(args.first_seed, args.first_seed + seeds)
     ]
     stem = "compare_samplers_mo" if args.multi_objective else "compare_samplers"
     stored: dict[tuple[Any, ...], dict[str, Any]] = {}
