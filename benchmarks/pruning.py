@@ -10,10 +10,12 @@ seed, in percentage points) measures exactly what the pruner lost. For regulariz
 the trajectories differ; the same paired difference is reported.
 
 Part 2, real training (``--real``): NAS-Bench-201 cells (8 channels, one cell per stage) trained
-with :class:`optuna_nas.training.NASObjective` on the embedded MNIST digits. Training is
-deterministic per (seed, trial number), so each seed's cells are trained once to the end
-without pruning and every pruner is then replayed on those real learning curves; the first
-seed also runs the LearningCurvePruner live (real training) and checks it matches the replay.
+with :class:`optuna_nas.training.NASObjective` on the embedded MNIST digits, with the samplers of
+``--real-samplers``. One job per (sampler, seed) runs every pruner; each distinct cell is
+trained once to the end without pruning (seed ``seed + number`` of the first trial proposing
+it) and every study that proposes it replays that real learning curve, so the pruners share
+their training runs and evolution simply trains the cells its trajectories reach. The random
+sampler's first seed also runs the LearningCurvePruner live and checks it matches the replay.
 
 Usage::
 
@@ -22,7 +24,7 @@ Usage::
     python benchmarks/pruning.py --sweep       # extra settings per pruner: a frontier
     python benchmarks/pruning.py --sweep --sweep-samplers random,evolution  # both frontiers
     python benchmarks/pruning.py --equal-budget  # + equal compute: pruned studies run on
-    python benchmarks/pruning.py --real        # + real training on MNIST (CPU: ~10 min)
+    python benchmarks/pruning.py --real        # + real training on MNIST (CPU: ~15 min)
     python benchmarks/pruning.py --from-csv a/results.csv b/results.csv  # merge, re-plot
 
 ``--equal-budget`` also answers "what does the saved compute buy?": each pruned NB301 study
@@ -278,20 +280,13 @@ class Task:
     sweep: bool
     data_dir: str | None
     samplers: tuple[str, ...]
-    real_curves: tuple[tuple[str, tuple[float, ...]], ...] | None = None
 
 
 def _run(task: Task) -> Result:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
-    if task.part.startswith("nb301"):
-        objective = _nb301_objective(task.data_dir)
-        pruner = _pruners(NB301_EPOCHS, 1, task.sweep, oracle=True)[task.pruner]()
-    else:
-        assert task.real_curves is not None
-        objective = _ReplayObjective(task.real_curves)
-        last_step = len(task.real_curves[0][1]) - 1
-        pruner = _pruners(last_step, 0, task.sweep)[task.pruner]()
+    objective = _nb301_objective(task.data_dir)
+    pruner = _pruners(NB301_EPOCHS, 1, task.sweep, oracle=True)[task.pruner]()
     sampler = _samplers(task.samplers)[task.sampler](task.seed)
     # A fixed name makes runs reproducible: Hyperband picks brackets by hashing it.
     study = optuna.create_study(
@@ -366,7 +361,10 @@ def _summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
 _REAL_EPOCHS = 10
 
 
-def _real_objective(seed: int, epochs: int, subset: int, prune: bool) -> Any:
+def _real_objective(
+    seed: int, epochs: int, subset: int, prune: bool, train_seed: int | None = None
+) -> Any:
+    """``seed`` picks the data subset and, unless ``train_seed`` is given, the training seeds."""
     from optuna_nas.search_spaces import create_search_space
     from optuna_nas.training import EmbeddedDataModule
     from optuna_nas.training import NASObjective
@@ -378,48 +376,87 @@ def _real_objective(seed: int, epochs: int, subset: int, prune: bool) -> Any:
         build_kwargs={"channels": 8, "cells_per_stage": 1},
         trainer_kwargs={"accelerator": "cpu"},
         measure_latency=False,
-        seed=seed,
+        seed=seed if train_seed is None else train_seed,
         prune=prune,
     )
 
 
-def _record_real_curves(
-    seed: int, n_trials: int, epochs: int, subset: int
-) -> tuple[tuple[str, tuple[float, ...]], ...]:
-    """Train ``n_trials`` random cells to the end; their (arch, validation curve)."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed)
-    )
-    study.optimize(_real_objective(seed, epochs, subset, prune=False), n_trials=n_trials)
-    curves = []
-    for t in study.trials:
-        # Without pruning NASObjective reports nothing; it records the curve as a user attr.
-        values = list(t.user_attrs.get("val_acc_curve", []))
-        values += [math.nan] * (epochs - len(values))  # a failed run: pruned at its NaN
-        curves.append((str(t.user_attrs.get("arch")), tuple(float(v) for v in values)))
-    return tuple(curves)
+class _TrainOnceObjective:
+    """Real training, each distinct cell trained once to the end and its curve replayed.
 
+    The first trial that proposes a cell trains it without pruning (seed ``seed + trial
+    number``, as ``NASObjective`` does); that trial and every later one proposing the same cell,
+    in any study of this process, re-report the recorded validation curve and obey the pruner.
+    So the pruners of one seed share their training runs, and any sampler works: evolution's
+    trajectories differ per pruner and simply train the cells they reach. Unlike a live run,
+    a re-proposed cell gets the same curve again (like the NB301 surrogate).
+    """
 
-class _ReplayObjective:
-    """Re-reports recorded real learning curves; the sampler must propose the same cells."""
-
-    def __init__(self, curves: Sequence[tuple[str, Sequence[float]]]) -> None:
+    def __init__(self, seed: int, epochs: int, subset: int) -> None:
         from optuna_nas.search_spaces import create_search_space
 
         self.space = create_search_space("nasbench201")
-        self.curves = curves
+        self.seed, self.epochs, self.subset = seed, epochs, subset
+        self.curves: dict[str, tuple[float, ...]] = {}
+        self.trained_s = 0.0
+
+    def _train(self, params: dict[str, Any], train_seed: int) -> tuple[float, ...]:
+        start = time.perf_counter()
+        # A fresh one-trial study: its trial 0 trains with the base seed `train_seed`.
+        study = optuna.create_study(direction="maximize")
+        study.enqueue_trial(params)
+        objective = _real_objective(
+            self.seed, self.epochs, self.subset, prune=False, train_seed=train_seed
+        )
+        study.optimize(objective, n_trials=1)
+        # Without pruning NASObjective reports nothing; it records the curve as a user attr.
+        values = list(study.trials[0].user_attrs.get("val_acc_curve", []))
+        values += [math.nan] * (self.epochs - len(values))  # a failed run: pruned at its NaN
+        self.trained_s += time.perf_counter() - start
+        return tuple(float(v) for v in values)
 
     def __call__(self, trial: optuna.Trial) -> float:
         arch = self.space.to_string(self.space.suggest(trial))
-        recorded_arch, curve = self.curves[trial.number]
-        if arch != recorded_arch:
-            raise RuntimeError("Replay needs the random sampler with the recording's seed.")
+        if arch not in self.curves:
+            self.curves[arch] = self._train(dict(trial.params), self.seed + trial.number)
+        curve = self.curves[arch]
         for step, value in enumerate(curve):
             trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return float(curve[-1])
+
+
+def _run_real_seed(
+    sampler: str,
+    seed: int,
+    pruners: Sequence[str],
+    n_trials: int,
+    epochs: int,
+    subset: int,
+    sweep: bool,
+) -> tuple[list[Result], int, float]:
+    """Every pruner on one (sampler, seed) with real training shared through one cache.
+
+    Returns the results, the number of cells trained and the seconds spent training them.
+    """
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    objective = _TrainOnceObjective(seed, epochs, subset)
+    factories = _pruners(epochs - 1, 0, sweep)
+    results = []
+    # "none" first: it trains the cells that the pruned studies of the random sampler reuse.
+    for name in sorted(pruners, key=lambda p: p != "none"):
+        start = time.perf_counter()
+        study = optuna.create_study(
+            study_name=f"real-{sampler}-{name}-{seed}",
+            direction="maximize",
+            sampler=_samplers([sampler])[sampler](seed),
+            pruner=factories[name](),
+        )
+        study.optimize(objective, n_trials=n_trials)
+        task = Task("real", sampler, name, seed, n_trials, sweep, None, (sampler,))
+        results.append(_summarize(study, task, time.perf_counter() - start))
+    return results, len(objective.curves), objective.trained_s
 
 
 def _live_check(seed: int, n_trials: int, epochs: int, subset: int, replayed: Result) -> str:
@@ -617,6 +654,9 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds run from here (both parts)"
+    )
     parser.add_argument("--trials", type=int, default=100, help="trials per NB301 study")
     parser.add_argument("--samplers", default="random,evolution")
     parser.add_argument("--pruners", default=None, help="comma-separated subset (default all)")
@@ -633,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds, 30 trials (CI)")
     parser.add_argument("--real", action="store_true", help="also real training on MNIST")
+    parser.add_argument(
+        "--real-samplers", default="random,evolution", help="samplers of the real part"
+    )
     parser.add_argument("--real-seeds", type=int, default=3)
     parser.add_argument("--real-trials", type=int, default=20)
     parser.add_argument("--real-epochs", type=int, default=_REAL_EPOCHS)
@@ -655,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sampler_names = tuple(s for s in args.samplers.split(",") if s)
     available = tuple(_samplers(sampler_names))
     sweep_samplers = {s for s in args.sweep_samplers.split(",") if s}
+
+    def seeds(n: int) -> range:
+        return range(args.first_seed, args.first_seed + n)
 
     def pruner_names(max_step: int, first_step: int) -> list[str]:
         oracle = max_step == NB301_EPOCHS and first_step == 1
@@ -681,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for s in available
                 # The sweep's extra settings run with --sweep-samplers only (time).
                 for p in (pruner_names(NB301_EPOCHS, 1) if s in sweep_samplers else base_names)
-                for seed in range(args.seeds)
+                for seed in seeds(args.seeds)
             ]
             if args.equal_budget:
                 tasks += [
@@ -694,34 +740,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     if args.real:
         t0 = time.perf_counter()
-        seeds = list(range(args.real_seeds))
-        record = partial(
-            _record_real_curves,
+        real_samplers = [s for s in args.real_samplers.split(",") if s]
+        unknown = sorted(set(real_samplers) - set(_samplers(real_samplers)))
+        if unknown:
+            raise SystemExit(f"Unknown --real-samplers {unknown}.")
+        names = pruner_names(args.real_epochs - 1, 0)
+        # One job per (sampler, seed): its pruners share the trained cells.
+        run_seed = partial(
+            _run_real_seed,
+            pruners=names,
             n_trials=args.real_trials,
             epochs=args.real_epochs,
             subset=args.real_subset,
+            sweep=args.sweep,
         )
-        if args.jobs <= 1 or len(seeds) == 1:
-            recorded = [record(seed) for seed in seeds]
+        jobs = [(s, seed) for s in real_samplers for seed in seeds(args.real_seeds)]
+        if args.jobs <= 1 or len(jobs) == 1:
+            outputs = [run_seed(s, seed) for s, seed in jobs]
         else:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                recorded = list(pool.map(record, seeds))
-        print(
-            f"real training: {len(seeds)} seeds x {args.real_trials} cells x "
-            f"{args.real_epochs} epochs in {time.perf_counter() - t0:.0f}s ({args.jobs} jobs)",
-            file=sys.stderr,
-        )
-        tasks = [
-            Task("real", "random", p, seed, args.real_trials, args.sweep, None, ("random",), c)
-            for seed, c in zip(seeds, recorded)
-            for p in pruner_names(args.real_epochs - 1, 0)
-        ]
-        real_results = _execute(tasks, args.jobs)
+                outputs = list(pool.map(run_seed, *zip(*jobs)))
+        real_results = [r for rs, _, _ in outputs for r in rs]
         results += real_results
-        replayed = [r for r in real_results if r.pruner == "learning_curve" and r.seed == 0]
+        for s in real_samplers:
+            cells = sum(n for (sampler, _), (_, n, _) in zip(jobs, outputs) if sampler == s)
+            seconds = sum(t for (sampler, _), (_, _, t) in zip(jobs, outputs) if sampler == s)
+            notes.append(
+                f"real training, {s}: {cells} distinct cells trained in {seconds:.0f}s "
+                f"({args.real_seeds} seeds x {len(names)} pruners x {args.real_trials} trials)"
+            )
+        print(
+            f"real training: {time.perf_counter() - t0:.0f}s ({args.jobs} jobs)", file=sys.stderr
+        )
+        replayed = [
+            r
+            for r in real_results
+            if (r.sampler, r.pruner, r.seed) == ("random", "learning_curve", args.first_seed)
+        ]
         if replayed:
             notes.append(
-                _live_check(0, args.real_trials, args.real_epochs, args.real_subset, replayed[0])
+                _live_check(
+                    args.first_seed,
+                    args.real_trials,
+                    args.real_epochs,
+                    args.real_subset,
+                    replayed[0],
+                )
             )
 
     parts = [] if args.no_nb301 else [f"NB301 {args.seeds} seeds x {args.trials} trials"]

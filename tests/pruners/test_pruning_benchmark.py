@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/pruning.py on the NAS-Bench-301 surrogate (skips without it)."""
+"""Smoke tests of benchmarks/pruning.py: the NAS-Bench-301 part (skips without the surrogate)
+and the real-training part (embedded MNIST digits, always runs)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,37 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
         assert float(row["delta_at_0.25"]) <= float(row["delta_at_1.00"])
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "pruning.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_real_training_part_shares_training_between_pruners_and_samplers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _load_script()
+    code = script.main(
+        [
+            "--no-nb301",
+            "--real",
+            "--quick",  # 1 seed, 6 trials of 4 epochs
+            "--real-samplers",
+            "random,evolution",
+            "--pruners",
+            "median,learning_curve",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    with (tmp_path / "summary.csv").open() as f:
+        rows = {(r["sampler"], r["pruner"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {
+        (s, p) for s in ("random", "evolution") for p in ("none", "median", "learning_curve")
+    }
+    for sampler in ("random", "evolution"):
+        assert float(rows[sampler, "none"]["epochs"]) == 6 * 4
+        assert float(rows[sampler, "median"]["epochs"]) <= 6 * 4
+    # The random sampler proposes the same 6 cells to every pruner: each is trained once.
+    assert "real training, random: 6 distinct cells trained" in out
+    # The replayed curves are those of live training (same seeds, same pruning decisions).
+    assert "-> identical" in out
