@@ -25,7 +25,7 @@ DEFAULT_STORAGE = "sqlite:///optuna_nas_demo.db"
 DEFAULT_STUDY_NAME = "optuna-nas-demo"
 DEFAULT_ARTIFACT_DIR = "optuna_nas_artifacts"
 SAMPLERS = ("random", "tpe", "evolution", "rnn")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "learning_curve", "none")
 # Settings that change what a trial's value means; a resumed demo study must keep them.
 _FIDELITY_KEYS = (
     "dataset",
@@ -104,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=_non_negative_int, default=0, help="sampler/training seed")
     demo.add_argument("--sampler", choices=SAMPLERS, default="random", help="search strategy")
-    demo.add_argument("--pruner", choices=PRUNERS, default="median", help="Optuna pruner")
+    demo.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="median",
+        help="Optuna's MedianPruner or HyperbandPruner, or optuna_nas' LearningCurvePruner",
+    )
     demo.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     demo.add_argument(
         "--artifact-dir",
@@ -292,6 +297,11 @@ def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(1, epochs - 1))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if name == "learning_curve":
+        from optuna_nas.pruners import LearningCurvePruner
+
+        # Steps are 0-based epochs, so a full trial's last report is at epochs - 1.
+        return LearningCurvePruner(max_step=max(epochs - 1, 1))
     return optuna.pruners.NopPruner()
 
 

@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from optuna_nas import cli
+from optuna_nas.pruners import LearningCurvePruner
 
 
 TINY = [
@@ -91,6 +92,23 @@ def test_demo_samplers(sampler: str) -> None:
         lambda t: float(np.mean([op == "nor_conv_3x3" for op in space.suggest(t).ops])), 3
     )
     assert len(study.trials) == 3
+
+
+@pytest.mark.parametrize("pruner", cli.PRUNERS)
+def test_demo_pruners(pruner: str, tmp_path: Any) -> None:
+    storage = _storage(tmp_path)
+    args = ["demo", "--n-trials", "2", "--storage", storage, "--pruner", pruner, *TINY]
+    args[args.index("--epochs") + 1] = "2"
+    assert cli.main(args) == 0
+    study = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage)
+    assert len(study.trials) == 2
+    expected = {
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "learning_curve": LearningCurvePruner,
+        "none": optuna.pruners.NopPruner,
+    }[pruner]
+    assert isinstance(cli._make_pruner(pruner, 2), expected)
 
 
 @pytest.mark.parametrize(
