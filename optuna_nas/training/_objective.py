@@ -426,6 +426,8 @@ class NASObjective:
                         if pruning is not None and isinstance(trial, optuna.Trial):
                             pruning.check_pruned()
                         raise
+            # The launcher classes are underscored but in Lightning's launchers.__all__; they
+            # are the only way Lightning 2.x tells ddp_spawn/ddp_fork from the script re-run.
             if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
                 # ddp_spawn/ddp_fork trained in worker processes: take rank 0's curve.
                 _DDPWorkerCallback.restore_curve(curve, trainer.callback_metrics)
