@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from optuna_nas.search_spaces._darts import DartsSearchSpace
 
 
-#: The operations NAS-Bench-301 knows (the DARTS space without ``none``).
+#: The operations NAS-Bench-301 knows (the DARTS space without ``none``). A literal, not
+#: ``PRIMITIVES[1:]``, so that this module imports without torch (a test keeps them equal).
 NB301_OPERATIONS: tuple[str, ...] = (
     "max_pool_3x3",
     "avg_pool_3x3",
