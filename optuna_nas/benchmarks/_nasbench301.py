@@ -17,23 +17,15 @@ import numpy as np
 import optuna
 
 from optuna_nas.benchmarks._data import resolve_data_dir
+from optuna_nas.search_spaces._darts import PRIMITIVES
 
 
 if TYPE_CHECKING:
     from optuna_nas.search_spaces._darts import DartsSearchSpace
 
 
-#: The operations NAS-Bench-301 knows (the DARTS space without ``none``). A literal, not
-#: ``PRIMITIVES[1:]``, so that this module imports without torch (a test keeps them equal).
-NB301_OPERATIONS: tuple[str, ...] = (
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+#: The operations NAS-Bench-301 knows: the DARTS space's, without ``none``.
+NB301_OPERATIONS: tuple[str, ...] = PRIMITIVES[1:]
 #: The surrogate predicts the validation accuracy after 1..98 epochs of training.
 NB301_MAX_EPOCHS = 98
 

@@ -7,14 +7,12 @@ import optuna
 import pytest
 
 from optuna_nas.benchmarks import NB301_MAX_EPOCHS
-from optuna_nas.benchmarks import NB301_OPERATIONS
 from optuna_nas.benchmarks import NB301Benchmark
 from optuna_nas.benchmarks import resolve_data_dir
 from optuna_nas.benchmarks import to_nb301_config
 from optuna_nas.search_spaces import DARTS_V1
 from optuna_nas.search_spaces import DARTS_V2
 from optuna_nas.search_spaces import NASNET_A
-from optuna_nas.search_spaces import PRIMITIVES
 from optuna_nas.search_spaces import DartsSearchSpace
 from optuna_nas.search_spaces import Genotype
 
@@ -43,11 +41,6 @@ def _swap_inputs(genotype: Genotype, cell: str, node: int) -> Genotype:
     p = 2 * (node - 2)
     pairs[p], pairs[p + 1] = pairs[p + 1], pairs[p]
     return Genotype(**{**genotype._asdict(), cell: pairs})
-
-
-def test_nb301_operations_are_the_darts_space_without_none() -> None:
-    # Kept as a literal so that the benchmarks package imports without torch.
-    assert NB301_OPERATIONS == PRIMITIVES[1:]
 
 
 def test_mapping_of_a_hand_built_genotype() -> None:
