@@ -63,6 +63,14 @@ from optuna.trial import TrialState
 NB301_EPOCHS = 98  # the surrogate's last epoch; epochs are reported as steps 1..98
 #: Shares of the unpruned study's epochs at which the equal-compute table reads the best.
 BUDGET_FRACTIONS = (0.25, 1 / 3, 0.5, 1.0)
+#: Shares of the training at which the predictability table correlates value and final value.
+CHECKPOINT_FRACTIONS = (0.05, 0.1, 0.2, 1 / 3, 0.5, 0.75, 0.9)
+#: ``k`` of the "enters the running top-k" shares in the predictability table.
+TOP_KS = (2, 3, 4)
+# Trials skipped by the predictability table: evolution's random start (population 10).
+_PREDICTABILITY_SKIP = 10
+# Completed trials before LearningCurvePruner (and the oracle) may prune: its default.
+_N_WARMUP_TRIALS = 5
 
 
 # ----------------------------------------------------------------------------- pruners
@@ -122,7 +130,7 @@ class _OracleTopKPruner(optuna.pruners.BasePruner):
     most any top-k rule could save without ever dropping a trial that would join the top-k.
     """
 
-    def __init__(self, top_k: int, n_warmup_trials: int = 5) -> None:
+    def __init__(self, top_k: int, n_warmup_trials: int = _N_WARMUP_TRIALS) -> None:
         self.top_k = top_k
         self.n_warmup_trials = n_warmup_trials
 
@@ -268,6 +276,11 @@ class Result:
     # Equal-compute studies only: best final accuracy within each BUDGET_FRACTIONS share of
     # the unpruned study's epochs (";"-joined in results.csv).
     best_within: tuple[float, ...] = ()
+    # Unpruned studies only (see `_predictability`): rank correlation of the value at each
+    # CHECKPOINT_FRACTIONS share of the epochs with the final value, and the share of trials
+    # that enter the running top-k for each k of TOP_KS (";"-joined in results.csv).
+    rank_corr: tuple[float, ...] = ()
+    top_k_share: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -342,7 +355,13 @@ def _best_within(study: optuna.Study, budgets: Sequence[float]) -> tuple[float, 
 def _summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    rank_corr: tuple[float, ...] = ()
+    top_k_share: tuple[float, ...] = ()
+    if task.pruner == "none" and task.part in ("nb301", "real"):
+        rank_corr, top_k_share = _predictability(trials)
     return Result(
+        rank_corr=rank_corr,
+        top_k_share=top_k_share,
         part=task.part,
         sampler=task.sampler,
         pruner=task.pruner,
@@ -355,6 +374,47 @@ def _summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
         n_pruned=sum(t.state == TrialState.PRUNED for t in trials),
         wall_s=round(wall_s, 2),
     )
+
+
+def _predictability(
+    trials: Sequence[optuna.trial.FrozenTrial],
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """How much an unpruned study's partial curves say about its final values.
+
+    Returns the Spearman rank correlation, among the study's trials from number
+    ``_PREDICTABILITY_SKIP`` on, between the value after each ``CHECKPOINT_FRACTIONS`` share of
+    the epochs and the final value; and, for each k of ``TOP_KS``, the share of the trials after
+    the first ``_N_WARMUP_TRIALS`` whose final value reaches the k-th best final value of the
+    trials before them. Any rule that prunes only trials that cannot join the top-k (the
+    oracle, LearningCurvePruner) must train that share to the end, which bounds its saving.
+    """
+    from scipy.stats import spearmanr
+
+    curves = [
+        [t.intermediate_values[s] for s in sorted(t.intermediate_values)]
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.intermediate_values
+    ]
+    if len(curves) <= _PREDICTABILITY_SKIP + 2 or len({len(c) for c in curves}) != 1:
+        return (), ()
+    matrix = np.array(curves, dtype=float)
+    finals = np.nan_to_num(matrix[:, -1], nan=-np.inf)  # a failed run joins no top-k
+    n_epochs = matrix.shape[1]
+    later = matrix[_PREDICTABILITY_SKIP:]
+    later = later[np.all(np.isfinite(later), axis=1)]
+    rank_corr = []
+    for fraction in CHECKPOINT_FRACTIONS:
+        column = max(1, round(fraction * n_epochs)) - 1
+        rho = spearmanr(later[:, column], later[:, -1]).statistic if len(later) > 2 else math.nan
+        rank_corr.append(float(rho))
+    shares = []
+    for k in TOP_KS:
+        entered = [
+            finals[i] >= np.sort(finals[:i])[-k]
+            for i in range(max(k, _N_WARMUP_TRIALS), len(finals))
+        ]
+        shares.append(float(np.mean(entered)) if entered else math.nan)
+    return tuple(rank_corr), tuple(shares)
 
 
 # ----------------------------------------------------------------------------- real training
@@ -564,6 +624,46 @@ def _print_budget_table(rows: Sequence[dict[str, Any]]) -> None:
             for f in BUDGET_FRACTIONS
         )
         print(f"{r['sampler']:9s} {r['pruner']:20s} {r['seeds']:5d}{cells} {r['trials']:7.1f}")
+
+
+def _predictability_table(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """Per (part, sampler): the unpruned studies' `_predictability`, averaged over seeds."""
+    rows = []
+    for part, sampler in sorted({(r.part, r.sampler) for r in results if r.rank_corr}):
+        rs = [r for r in results if (r.part, r.sampler) == (part, sampler) and r.rank_corr]
+        corr = np.nanmean([r.rank_corr for r in rs], axis=0)
+        shares = np.nanmean([r.top_k_share for r in rs], axis=0)
+        epochs = float(np.mean([r.epochs / r.n_trials for r in rs]))  # epochs of a full trial
+        row: dict[str, Any] = {"part": part, "sampler": sampler, "seeds": len(rs)}
+        for fraction, rho in zip(CHECKPOINT_FRACTIONS, corr):
+            row[f"rank_corr_at_{fraction:.2f}"] = float(rho)
+        for k, share in zip(TOP_KS, shares):
+            row[f"top{k}_share"] = float(share)
+            # The share trains to the end, every other trial one epoch: the most a top-k rule
+            # (even one knowing the final values) can save.
+            row[f"top{k}_max_saving_x"] = float(epochs / (share * epochs + (1 - share)))
+        rows.append(row)
+    return rows
+
+
+def _print_predictability_table(rows: Sequence[dict[str, Any]]) -> None:
+    print(
+        "\nPredictability (unpruned studies, mean over seeds): Spearman correlation, among a "
+        f"study's trials from number {_PREDICTABILITY_SKIP} on, of the value after a share of "
+        "the epochs with the final value; share of trials whose final value enters the running "
+        "top-k, and the most a rule pruning only trials that cannot join the top-k can save."
+    )
+    checkpoints = "".join(f"{f'{f:.0%}':>6s}" for f in CHECKPOINT_FRACTIONS)
+    tops = "".join(f"{f'top-{k} (max x)':>16s}" for k in TOP_KS)
+    header = f"{'part':6s} {'sampler':9s} {'seeds':>5s}{checkpoints}{tops}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        corr = "".join(f"{r[f'rank_corr_at_{f:.2f}']:6.2f}" for f in CHECKPOINT_FRACTIONS)
+        share = "".join(
+            f"{r[f'top{k}_share']:8.3f} ({r[f'top{k}_max_saving_x']:4.1f}x)" for k in TOP_KS
+        )
+        print(f"{r['part']:6s} {r['sampler']:9s} {r['seeds']:5d}{corr}{share}")
 
 
 def _print_table(rows: Sequence[dict[str, Any]]) -> None:
@@ -813,13 +913,17 @@ def _report(
         *_table([r for r in results if r.part == "real"], scale=100.0),  # accuracy in [0, 1]
     ]
     budget_rows = _budget_table(results)
+    predictability_rows = _predictability_table(results)
     records = [asdict(r) for r in results]
     for record in records:
-        record["best_within"] = ";".join(f"{v:.6g}" for v in record["best_within"])
+        for key in ("best_within", "rank_corr", "top_k_share"):
+            record[key] = ";".join(f"{v:.6g}" for v in record[key])
     _write_csv(out / "results.csv", records)
     _write_csv(out / "summary.csv", rows)
     if budget_rows:
         _write_csv(out / "equal_compute.csv", budget_rows)
+    if predictability_rows:
+        _write_csv(out / "predictability.csv", predictability_rows)
     _plot(rows, out / "pruning.png")
     print(
         f"Pruning benchmark ({description}): delta = best final accuracy minus that of the "
@@ -829,6 +933,8 @@ def _report(
     _print_table(rows)
     if budget_rows:
         _print_budget_table(budget_rows)
+    if predictability_rows:
+        _print_predictability_table(predictability_rows)
     for note in notes:
         print(note)
     elapsed = f"{time.perf_counter() - started:.0f}s; " if started is not None else ""
@@ -853,12 +959,16 @@ def _load_results(paths: Sequence[str]) -> list[Result]:
                     n_complete=int(row["n_complete"]),
                     n_pruned=int(row["n_pruned"]),
                     wall_s=float(row["wall_s"]),
-                    best_within=tuple(
-                        float(v) for v in (row.get("best_within") or "").split(";") if v
-                    ),
+                    best_within=_floats(row.get("best_within")),
+                    rank_corr=_floats(row.get("rank_corr")),  # absent in older files
+                    top_k_share=_floats(row.get("top_k_share")),
                 )
                 found[(r.part, r.sampler, r.pruner, r.seed)] = r
     return list(found.values())
+
+
+def _floats(text: str | None) -> tuple[float, ...]:
+    return tuple(float(v) for v in (text or "").split(";") if v)
 
 
 def _execute(tasks: Sequence[Task], jobs: int) -> list[Result]:

@@ -71,6 +71,15 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
         assert float(row["delta_at_0.25"]) <= float(row["delta_at_1.00"])
     assert (tmp_path / "results.csv").is_file()
     assert (tmp_path / "pruning.png").stat().st_size > 0
+    # The unpruned studies' curves are measured too: correlations and top-k shares in range.
+    with (tmp_path / "predictability.csv").open() as f:
+        (predictability,) = list(csv.DictReader(f))
+    assert predictability["sampler"] == "random"
+    for key, value in predictability.items():
+        if key.startswith("rank_corr_at_"):
+            assert -1.0 <= float(value) <= 1.0
+        elif key.endswith("_share"):
+            assert 0.0 < float(value) < 1.0
 
 
 @pytest.mark.slow
@@ -105,3 +114,45 @@ def test_real_training_part_shares_training_between_pruners_and_samplers(
     assert "real training, random: 6 distinct cells trained" in out
     # The replayed curves are those of live training (same seeds, same pruning decisions).
     assert "-> identical" in out
+
+
+def test_predictability_measures_rank_correlation_and_top_k_entries() -> None:
+    """`_predictability` on hand-made curves whose answers are known."""
+    pytest.importorskip("scipy")
+    import numpy as np
+    import optuna
+
+    script = _load_script()
+    n_trials, n_epochs = 30, 20
+    finals = np.random.default_rng(0).permutation(n_trials).astype(float)
+
+    def trials(slope_sign: float) -> list[optuna.trial.FrozenTrial]:
+        # Each curve rises linearly to its final value; `slope_sign` -1 makes every value but
+        # the last rank the trials in reverse (fast starters finish worst).
+        out = []
+        for final in finals:
+            start = 100.0 + 20.0 * slope_sign * (final - n_trials)
+            curve = np.linspace(start, final + 200.0, n_epochs)
+            out.append(
+                optuna.trial.create_trial(
+                    value=float(curve[-1]),
+                    intermediate_values={e: float(v) for e, v in enumerate(curve)},
+                )
+            )
+        return out
+
+    same_order, shares = script._predictability(trials(+1.0))
+    reversed_order, _ = script._predictability(trials(-1.0))
+    assert len(same_order) == len(script.CHECKPOINT_FRACTIONS)
+    assert np.allclose(same_order, 1.0)
+    assert np.allclose(reversed_order, -1.0)
+    # Shares of trials whose final value reaches the k-th best of the trials before them.
+    for k, share in zip(script.TOP_KS, shares):
+        first = max(k, script._N_WARMUP_TRIALS)
+        expected = np.mean(
+            [finals[i] >= np.sort(finals[:i])[-k] for i in range(first, n_trials)]
+        )
+        assert share == pytest.approx(expected)
+    assert shares[0] < shares[-1]  # a larger k lets more trials in
+    # A pruned study (ragged curves) and a too-short study are not measured.
+    assert script._predictability(trials(1.0)[:10]) == ((), ())
