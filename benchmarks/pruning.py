@@ -523,6 +523,7 @@ def _live_check(seed: int, n_trials: int, epochs: int, subset: int, replayed: Re
     """Run the LearningCurvePruner with real training and compare with its replay."""
     from optuna_nas.pruners import LearningCurvePruner
 
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # with --jobs it runs in this process
     start = time.perf_counter()
     study = optuna.create_study(
         direction="maximize",
