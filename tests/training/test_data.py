@@ -352,7 +352,11 @@ def test_lightning_uses_device_resident_batches_without_copying() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, train_dataloaders=Recording(x, y, batch_size=16, shuffle=True))
+    trainer.fit(
+        module,
+        train_dataloaders=Recording(x, y, batch_size=16, shuffle=True),
+        val_dataloaders=DeviceTensorLoader(x, y, batch_size=32),  # ChildModule validates
+    )
     # The very tensors the loader produced reach training_step: no per-step copy or move.
     assert received == yielded and len(received) == 4
 
