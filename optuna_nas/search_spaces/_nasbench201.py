@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from optuna_nas._validation import check_positive_ints
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._ops import NB201_OPS
@@ -104,8 +106,56 @@ class _ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
-class NASBench201Network(nn.Module):
-    """The NAS-Bench-201 skeleton: stem, 3 stages of cells joined by residual reductions."""
+class NB201Skeleton(nn.Module):
+    """The NAS-Bench-201 skeleton shared by the discrete network and the DARTS supernet.
+
+    A 3x3 stem conv to ``channels``, 3 stages of ``cells_per_stage`` cells (widths ``channels``,
+    ``2 * channels``, ``4 * channels``) joined by residual reduction blocks, then BN-ReLU, global
+    average pooling and a linear classifier. The cells come from a factory, so both networks are
+    built (and seeded) the same way; subclasses call :meth:`_build_skeleton`.
+    """
+
+    stem: nn.Sequential
+    cells: nn.Sequential
+    head: nn.Sequential
+    classifier: nn.Linear
+
+    def _build_skeleton(
+        self, make_cell: Callable[[int], nn.Module], sizes: Mapping[str, int]
+    ) -> None:
+        """Build the modules, in this order: stem, cells and reductions, head, classifier.
+
+        Args:
+            make_cell: ``make_cell(width)`` builds one cell of ``width`` channels.
+            sizes: ``num_classes``, ``in_channels``, ``channels`` and ``cells_per_stage``; each
+                must be a positive int.
+
+        Raises:
+            ValueError: A size is not a positive int.
+        """
+        names = ("num_classes", "in_channels", "channels", "cells_per_stage")
+        check_positive_ints("NAS-Bench-201 network sizes", {name: sizes[name] for name in names})
+        width = sizes["channels"]
+        self.stem = nn.Sequential(
+            nn.Conv2d(sizes["in_channels"], width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+        )
+        layers: list[nn.Module] = []
+        for stage in range(3):
+            if stage > 0:
+                layers.append(_ResidualReduction(width, width * 2))
+                width *= 2
+            layers.extend(make_cell(width) for _ in range(sizes["cells_per_stage"]))
+        self.cells = nn.Sequential(*layers)
+        # Not in place: with a supernet the cells' output may be needed for the backward pass.
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.classifier = nn.Linear(width, sizes["num_classes"])
+
+
+class NASBench201Network(NB201Skeleton):
+    """The NAS-Bench-201 network of one cell (see :class:`NB201Skeleton`)."""
 
     def __init__(
         self,
@@ -117,27 +167,9 @@ class NASBench201Network(nn.Module):
         cells_per_stage: int = 5,
     ) -> None:
         super().__init__()
-        if channels < 1 or cells_per_stage < 1 or num_classes < 1 or in_channels < 1:
-            raise ValueError(
-                "channels, cells_per_stage, num_classes and in_channels must be positive; got "
-                f"channels={channels}, cells_per_stage={cells_per_stage}, "
-                f"num_classes={num_classes}, in_channels={in_channels}."
-            )
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(_ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(_NB201InferCell(cell, width) for _ in range(cells_per_stage))
-        self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
-        self.classifier = nn.Linear(width, num_classes)
+        sizes = {"num_classes": num_classes, "in_channels": in_channels, "channels": channels}
+        sizes["cells_per_stage"] = cells_per_stage
+        self._build_skeleton(lambda width: _NB201InferCell(cell, width), sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.cells(self.stem(x))))
