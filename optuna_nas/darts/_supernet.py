@@ -80,8 +80,13 @@ class Supernet(nn.Module, abc.ABC):
         }
 
     @abc.abstractmethod
-    def derive(self) -> Any:
-        """The discrete architecture of the search space that the alphas point to."""
+    def derive(self, *, include_none: bool | None = None) -> Any:
+        """The discrete architecture of the search space that the alphas point to.
+
+        Args:
+            include_none: Whether ``none`` may be chosen; ``None`` is the supernet's default
+                rule. ``True`` raises ``ValueError`` where the space has no ``none``.
+        """
 
 
 class _DartsSearchCell(nn.Module):
@@ -232,8 +237,15 @@ class DartsSupernet(Supernet, DartsSkeleton):
             s0, s1 = s1, cell(s0, s1, weights, self.aux_skip_beta, self.fused)
         return self._classify(s1)
 
-    def derive(self) -> Any:
-        """The DARTS ``Genotype``: top-2 non-``none`` inputs per node (DARTS' rule)."""
+    def derive(self, *, include_none: bool | None = None) -> Any:
+        """The DARTS ``Genotype``: top-2 non-``none`` inputs per node (DARTS' rule).
+
+        Args:
+            include_none: ``None`` or ``False``; the ``darts`` space has no ``none`` operation,
+                so ``True`` raises ``ValueError``.
+        """
+        if include_none:
+            raise ValueError("include_none=True, but the search space has no 'none' operation.")
         weights = self.arch_weights()
         return derive_darts_genotype(
             weights["normal"],
@@ -369,46 +381,27 @@ class NB201Supernet(Supernet, NB201Skeleton):
         )
 
 
-def space_operations(space: SearchSpace[Any]) -> tuple[str, ...]:
-    """The candidate operations of a space (its ``operations`` attribute when it has one)."""
-    ops = getattr(space, "operations", None)
-    if ops is None:
-        return PRIMITIVES if space.name == "darts" else NB201_OPERATIONS
-    return tuple(ops)
-
-
 def create_supernet(
     space: SearchSpace[Any], *, num_classes: int, in_channels: int = 3, **kwargs: Any
 ) -> Supernet:
-    """Create the DARTS supernet of ``space`` (``darts`` or ``nasbench201``).
+    """Create the DARTS supernet of ``space``: :meth:`SearchSpace.create_supernet`.
 
     Args:
         space: The discrete search space whose architectures the supernet derives.
         num_classes: Output classes.
         in_channels: Image channels.
-        **kwargs: Passed to :class:`DartsSupernet` (``channels``, ``layers``, ...) or
-            :class:`NB201Supernet` (``channels``, ``cells_per_stage``, ...).
+        **kwargs: Options of the space's supernet, e.g. :class:`DartsSupernet`'s (``channels``,
+            ``layers``, ...) for ``darts`` or :class:`NB201Supernet`'s (``channels``,
+            ``cells_per_stage``, ...) for ``nasbench201``.
 
     Raises:
-        ValueError: The space has no supernet.
+        NotImplementedError: The space has no supernet.
+        TypeError: The space's supernet is not a :class:`Supernet`.
     """
-    if space.name == "darts":
-        # The space concatenates all of its intermediate nodes.
-        steps = int(getattr(space, "num_nodes", 4))
-        options: dict[str, Any] = {"steps": steps, "multiplier": steps, **kwargs}
-        return DartsSupernet(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            operations=space_operations(space),
-            **options,
+    supernet = space.create_supernet(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if not isinstance(supernet, Supernet):
+        raise TypeError(
+            f"{type(space).__name__}.create_supernet must return a Supernet, got "
+            f"{type(supernet).__name__}."
         )
-    if space.name == "nasbench201":
-        return NB201Supernet(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            operations=space_operations(space),
-            **kwargs,
-        )
-    raise ValueError(
-        f"No DARTS supernet for search space {space.name!r}; supported: 'darts', 'nasbench201'."
-    )
+    return supernet

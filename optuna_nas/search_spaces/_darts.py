@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 
@@ -30,6 +31,7 @@ from torch.nn import functional
 from torchvision.ops import stochastic_depth
 
 from optuna_nas._validation import check_positive_ints
+from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._ops import DARTS_OPS
@@ -37,6 +39,9 @@ from optuna_nas.search_spaces._ops import FactorizedReduce
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
 
+
+if TYPE_CHECKING:
+    from optuna_nas.darts._supernet import Supernet
 
 #: The DARTS supernet's candidate operations, in the DARTS paper's order. ``none`` exists only
 #: inside the supernet; the discrete search space uses the other seven.
@@ -638,6 +643,20 @@ class DartsNetwork(DartsSkeleton):
 
 
 # --------------------------------------------------------------------------- search space
+def _cell_graph(
+    title: str, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ...]
+) -> CellGraph:
+    """One DARTS cell: the two inputs, the intermediate nodes and the concatenated output."""
+    num_nodes = len(pairs) // 2
+    nodes = ["c_{k-2}", "c_{k-1}"] + [str(k) for k in range(num_nodes)] + ["c_{k}"]
+    graph = CellGraph(title, nodes)
+    for index, (op, source) in enumerate(pairs):
+        graph.edges.append((source, 2 + index // 2, op))
+    for node in concat:
+        graph.edges.append((node, len(nodes) - 1, ""))
+    return graph
+
+
 def _pair_choice(first: int, second: int) -> str:
     """The ``inputs`` choice of a node reading ``first`` then ``second``, e.g. ``"2_1"``."""
     # A string, not a tuple: Optuna storages keep only None/bool/int/float/str choices exactly.
@@ -694,6 +713,7 @@ class DartsSearchSpace(SearchSpace[Genotype]):
 
     name = "darts"
     prefix = "darts"
+    architecture_type = Genotype
 
     def __init__(
         self,
@@ -836,6 +856,38 @@ class DartsSearchSpace(SearchSpace[Genotype]):
             drop_path_prob=drop_path_prob,
             stem_multiplier=stem_multiplier,
         )
+
+    def create_supernet(
+        self, *, num_classes: int, in_channels: int = 3, **kwargs: Any
+    ) -> Supernet:
+        """The DARTS search network over this space (:class:`optuna_nas.darts.DartsSupernet`).
+
+        Its nodes and operations are the space's (``none`` added): every node sums a mixed
+        operation over all earlier states, and ``derive()`` keeps the top-2 inputs per node.
+
+        Args:
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: Passed to :class:`optuna_nas.darts.DartsSupernet` (``channels``,
+                ``layers``, ...); ``steps`` and ``multiplier`` default to ``num_nodes``.
+        """
+        # Imported here: the search spaces do not depend on the one-shot (Lightning) stack.
+        from optuna_nas.darts._supernet import DartsSupernet
+
+        # The space concatenates all of its intermediate nodes.
+        options: dict[str, Any] = {"steps": self.num_nodes, "multiplier": self.num_nodes}
+        options.update(kwargs)
+        return DartsSupernet(
+            num_classes=num_classes, in_channels=in_channels, operations=self.operations, **options
+        )
+
+    def cell_graphs(self, arch: Genotype) -> list[CellGraph]:
+        """The normal and the reduction cell of any valid genotype, as drawable graphs."""
+        genotype = _as_genotype(arch)
+        return [
+            _cell_graph("normal cell", genotype.normal, genotype.normal_concat),
+            _cell_graph("reduction cell", genotype.reduce, genotype.reduce_concat),
+        ]
 
     def _check(self, arch: Any) -> Genotype:
         genotype = _as_genotype(arch)

@@ -6,18 +6,23 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 
 import torch
 from torch import nn
 
 from optuna_nas._validation import check_positive_ints
+from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._ops import NB201_OPS
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
 
+
+if TYPE_CHECKING:
+    from optuna_nas.darts._supernet import Supernet
 
 #: The five candidate operations of every NAS-Bench-201 edge, in the benchmark's order.
 NB201_OPERATIONS: tuple[str, ...] = (
@@ -201,6 +206,7 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
 
     name = "nasbench201"
     prefix = "nb201"
+    architecture_type = NB201Cell
 
     def __init__(self, *, operations: Sequence[str] = NB201_OPERATIONS) -> None:
         operations = tuple(operations)
@@ -303,6 +309,32 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
             channels=channels,
             cells_per_stage=cells_per_stage,
         )
+
+    def create_supernet(
+        self, *, num_classes: int, in_channels: int = 3, **kwargs: Any
+    ) -> Supernet:
+        """NAS-Bench-201's DARTS supernet of this space (:class:`~optuna_nas.darts.NB201Supernet`).
+
+        Args:
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: Passed to :class:`optuna_nas.darts.NB201Supernet` (``channels``,
+                ``cells_per_stage``, ...).
+        """
+        # Imported here: the search spaces do not depend on the one-shot (Lightning) stack.
+        from optuna_nas.darts._supernet import NB201Supernet
+
+        return NB201Supernet(
+            num_classes=num_classes, in_channels=in_channels, operations=self.operations, **kwargs
+        )
+
+    def cell_graphs(self, arch: NB201Cell) -> list[CellGraph]:
+        """The cell as one drawable graph (``none`` edges left out)."""
+        graph = CellGraph("NAS-Bench-201 cell", ["input", "node 1", "node 2", "output"])
+        for (to_node, from_node), op in zip(EDGES, arch.ops):
+            if op != "none":
+                graph.edges.append((from_node, to_node, op))
+        return [graph]
 
     def _check(self, arch: NB201Cell) -> None:
         if not isinstance(arch, NB201Cell):

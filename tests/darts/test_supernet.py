@@ -66,7 +66,7 @@ def test_supernet_argument_validation() -> None:
         DartsSupernet(num_classes=10, channels=5)
     with pytest.raises(ValueError, match="layers"):
         DartsSupernet(num_classes=10, layers=0)
-    with pytest.raises(ValueError, match="macro"):
+    with pytest.raises(NotImplementedError, match="macro"):
         create_supernet(create_search_space("macro"), num_classes=10)
 
 
