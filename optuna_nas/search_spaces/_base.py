@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+import inspect
 import math
 from typing import TYPE_CHECKING
 from typing import Any
@@ -68,6 +70,28 @@ class CellGraph:
     edges: list[tuple[int, int, str]] = field(default_factory=list)
 
 
+def check_build_options(
+    space: str, options: Mapping[str, Any], network: Callable[..., Any]
+) -> None:
+    """Check that ``options`` are keyword-only options of ``network`` (a network class).
+
+    A space's :meth:`SearchSpace.build` passes its options on to its network class, so the
+    network's signature is the one place that names them and sets their defaults.
+
+    Raises:
+        ValueError: An option is not one of the network's (``num_classes`` and ``in_channels``
+            are :meth:`SearchSpace.build`'s own arguments).
+    """
+    parameters = inspect.signature(network).parameters.values()
+    known = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    known -= {"num_classes", "in_channels"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown build options for {space}: {unknown!r}; expected some of {sorted(known)!r}."
+        )
+
+
 def random_index(rng: RandomGenerator, n: int) -> int:
     """Draw an index in ``[0, n)`` from either NumPy random API."""
     if isinstance(rng, np.random.Generator):
@@ -83,8 +107,9 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     ``study.enqueue_trial`` and ``study.add_trial``), the architecture object, and a string
     (:meth:`to_string`/:meth:`from_string`, e.g. the NAS-Bench-201 or DARTS genotype format).
 
-    Subclasses implement :attr:`decisions`, :meth:`from_params`, :meth:`to_params`,
-    :meth:`to_string`, :meth:`from_string` and :meth:`build`. The default :meth:`suggest`,
+    Subclasses set their decisions (``self._decisions``, see :attr:`decisions`) and implement
+    :meth:`from_params`, :meth:`to_params`, :meth:`to_string`, :meth:`from_string` and
+    :meth:`build`. The default :meth:`suggest`,
     :meth:`sample` and :meth:`mutate` work decision by decision. Two optional hooks plug a space
     into the rest of the package: :meth:`create_supernet` (one-shot DARTS search) and
     :meth:`cell_graphs` (cell diagrams); a space without them says so with
@@ -115,11 +140,17 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     #: :func:`optuna_nas.visualization.cell_graphs` find the registered space of an architecture.
     architecture_type: ClassVar[type[Any] | None] = None
 
+    #: The decisions that :attr:`decisions` returns; subclasses set it in their constructor.
+    _decisions: tuple[Decision, ...]
+
     # ----------------------------------------------------------------- abstract contract
     @property
-    @abc.abstractmethod
     def decisions(self) -> Sequence[Decision]:
-        """The ordered categorical decisions, in the order :meth:`suggest` asks them."""
+        """The ordered categorical decisions, in the order :meth:`suggest` asks them.
+
+        Subclasses set ``self._decisions`` in their constructor, or override this property.
+        """
+        return self._decisions
 
     @abc.abstractmethod
     def from_params(self, params: Mapping[str, Any]) -> ArchT:

@@ -34,6 +34,7 @@ from optuna_nas._validation import check_positive_ints
 from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
+from optuna_nas.search_spaces._base import check_build_options
 from optuna_nas.search_spaces._ops import DARTS_OPS
 from optuna_nas.search_spaces._ops import FactorizedReduce
 from optuna_nas.search_spaces._ops import ReLUConvBN
@@ -780,10 +781,6 @@ class DartsSearchSpace(SearchSpace[Genotype]):
             values[self.param_name(cell, node, "input", 1)],
         )
 
-    @property
-    def decisions(self) -> Sequence[Decision]:
-        return self._decisions
-
     def from_params(self, params: Mapping[str, Any]) -> Genotype:
         values = self._read_decisions(params)
         cells: dict[str, list[tuple[str, int]]] = {cell: [] for cell in _CELLS}
@@ -826,36 +823,24 @@ class DartsSearchSpace(SearchSpace[Genotype]):
         return self._check(parse_genotype(text))
 
     def build(
-        self,
-        arch: Genotype,
-        *,
-        num_classes: int,
-        in_channels: int = 3,
-        channels: int = 36,
-        layers: int = 20,
-        auxiliary: bool = False,
-        drop_path_prob: float = 0.0,
-        stem_multiplier: int = 3,
-        **kwargs: Any,
+        self, arch: Genotype, *, num_classes: int, in_channels: int = 3, **kwargs: Any
     ) -> nn.Module:
         """Build the DARTS evaluation network (:class:`DartsNetwork`) of any valid genotype.
 
         The defaults are DARTS' CIFAR-10 network (C=36, 20 cells): with ``DARTS_V2`` and 10
         classes it has 3.35M parameters without the auxiliary head. Smaller ``channels`` and
-        ``layers`` give a cheap low-fidelity proxy. See :class:`DartsNetwork` for the arguments.
+        ``layers`` give a cheap low-fidelity proxy.
+
+        Args:
+            arch: The genotype.
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: :class:`DartsNetwork`'s options: ``channels``, ``layers``, ``auxiliary``,
+                ``drop_path_prob``, ``stem_multiplier``.
         """
-        if kwargs:
-            raise ValueError(f"Unknown build options for darts: {sorted(kwargs)!r}.")
-        return DartsNetwork(
-            _as_genotype(arch),
-            num_classes=num_classes,
-            in_channels=in_channels,
-            channels=channels,
-            layers=layers,
-            auxiliary=auxiliary,
-            drop_path_prob=drop_path_prob,
-            stem_multiplier=stem_multiplier,
-        )
+        check_build_options(self.name, kwargs, DartsNetwork)
+        genotype = _as_genotype(arch)
+        return DartsNetwork(genotype, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
     def create_supernet(
         self, *, num_classes: int, in_channels: int = 3, **kwargs: Any

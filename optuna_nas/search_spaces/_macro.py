@@ -290,10 +290,6 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
         """The Optuna parameter name of ``decision`` (e.g. ``"num_filters"``) of ``layer``."""
         return f"{self.prefix}/layer{layer}/{decision}"
 
-    @property
-    def decisions(self) -> Sequence[Decision]:
-        return self._decisions
-
     def from_params(self, params: Mapping[str, Any]) -> MacroArchitecture:
         values = self._read_decisions(params)
         for decision in self._decisions:

@@ -16,6 +16,7 @@ from optuna_nas._validation import check_positive_ints
 from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
+from optuna_nas.search_spaces._base import check_build_options
 from optuna_nas.search_spaces._ops import NB201_OPS
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
@@ -225,10 +226,6 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
         """The Optuna parameter name of edge ``from_node -> to_node``."""
         return f"{self.prefix}/edge_{to_node}_{from_node}"
 
-    @property
-    def decisions(self) -> Sequence[Decision]:
-        return self._decisions
-
     def from_params(self, params: Mapping[str, Any]) -> NB201Cell:
         values = self._read_decisions(params)
         return NB201Cell(tuple(values[d.name] for d in self._decisions))
@@ -280,35 +277,21 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
         return NB201Cell(tuple(ops[edge] for edge in EDGES))
 
     def build(
-        self,
-        arch: NB201Cell,
-        *,
-        num_classes: int,
-        in_channels: int = 3,
-        channels: int = 16,
-        cells_per_stage: int = 5,
-        **kwargs: Any,
+        self, arch: NB201Cell, *, num_classes: int, in_channels: int = 3, **kwargs: Any
     ) -> nn.Module:
-        """Build the NAS-Bench-201 network (stem C=16, 3 stages of 5 cells by default).
+        """Build the :class:`NASBench201Network` (stem C=16, 3 stages of 5 cells by default).
 
         Args:
             arch: The cell.
             num_classes: Output classes.
             in_channels: Image channels.
-            channels: Width of the first stage (doubled at each reduction); 16 in the paper.
-            cells_per_stage: Cells per stage (N); 5 in the paper. Smaller values give a cheap
-                low-fidelity proxy.
+            **kwargs: ``channels``, the width of the first stage (doubled at each reduction; 16
+                in the paper), and ``cells_per_stage`` (N; 5 in the paper). Smaller values give
+                a cheap low-fidelity proxy.
         """
-        if kwargs:
-            raise ValueError(f"Unknown build options for nasbench201: {sorted(kwargs)!r}.")
+        check_build_options(self.name, kwargs, NASBench201Network)
         self._check(arch)
-        return NASBench201Network(
-            arch,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            channels=channels,
-            cells_per_stage=cells_per_stage,
-        )
+        return NASBench201Network(arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
     def create_supernet(
         self, *, num_classes: int, in_channels: int = 3, **kwargs: Any
