@@ -109,11 +109,10 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
 
     Subclasses set their decisions (``self._decisions``, see :attr:`decisions`) and implement
     :meth:`from_params`, :meth:`to_params`, :meth:`to_string`, :meth:`from_string` and
-    :meth:`build`. The default :meth:`suggest`,
-    :meth:`sample` and :meth:`mutate` work decision by decision. Two optional hooks plug a space
-    into the rest of the package: :meth:`create_supernet` (one-shot DARTS search) and
-    :meth:`cell_graphs` (cell diagrams); a space without them says so with
-    ``NotImplementedError``.
+    :meth:`build`. The default :meth:`suggest`, :meth:`sample` and :meth:`mutate` work decision
+    by decision. Two optional hooks plug a space into the rest of the package:
+    :meth:`create_supernet` (one-shot DARTS search) and :meth:`cell_graphs` (cell diagrams); a
+    space without them says so with ``NotImplementedError``.
 
     Example:
         .. code-block:: python

@@ -462,28 +462,30 @@ class DartsSkeleton(nn.Module):
         """
         names = ("num_classes", "in_channels", "channels", "layers", "stem_multiplier")
         check_positive_ints("DARTS network sizes", {name: sizes[name] for name in names})
-        layers = sizes["layers"]
-        c_stem = sizes["stem_multiplier"] * sizes["channels"]
+        reductions = self.reduction_layers(sizes["layers"])
+        channels = sizes["channels"]
+        c_stem = sizes["stem_multiplier"] * channels
         self.stem = nn.Sequential(
             nn.Conv2d(sizes["in_channels"], c_stem, 3, padding=1, bias=False),
             nn.BatchNorm2d(c_stem),
         )
-        slot = DartsCellSlot(c_stem, c_stem, sizes["channels"], False, False)
+        c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, False
         c_aux = c_stem
         self.cells = nn.ModuleList()
-        for i in range(layers):
-            reduction = i in self.reduction_layers(layers)
-            channels = 2 * slot.channels if reduction else slot.channels
-            slot = slot._replace(channels=channels, reduction=reduction)
+        for i in range(sizes["layers"]):
+            reduction = i in reductions
+            if reduction:
+                channels *= 2
+            slot = DartsCellSlot(c_prev_prev, c_prev, channels, reduction, reduction_prev)
             cell, c_out = make_cell(slot)
             self.cells.append(cell)
-            slot = DartsCellSlot(slot.c_prev, c_out, channels, False, reduction)
-            if i == 2 * layers // 3:
+            c_prev_prev, c_prev, reduction_prev = c_prev, c_out, reduction
+            if i == reductions[1]:
                 c_aux = c_out
         if auxiliary_head is not None:
             self.add_module("auxiliary_head", auxiliary_head(c_aux))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(slot.c_prev, sizes["num_classes"])
+        self.classifier = nn.Linear(c_prev, sizes["num_classes"])
 
     @staticmethod
     def reduction_layers(layers: int) -> tuple[int, int]:
