@@ -20,7 +20,6 @@ from optuna_nas.darts._data import DataSource
 from optuna_nas.darts._derive import count_skip_connections
 from optuna_nas.darts._module import DartsModule
 from optuna_nas.darts._module import NonFiniteError
-from optuna_nas.darts._supernet import NB201Supernet
 from optuna_nas.darts._supernet import Supernet
 from optuna_nas.darts._supernet import create_supernet
 from optuna_nas.search_spaces._base import SearchSpace
@@ -228,8 +227,8 @@ class DartsSearch:
         module_kwargs: Passed to :class:`DartsModule` (``lr``, ``arch_lr``, ``bf16``, ...).
         trainer_kwargs: Passed to ``lightning.pytorch.Trainer`` (``accelerator``, ``callbacks``,
             ``limit_train_batches``, ...).
-        include_none: NAS-Bench-201 only: whether ``none`` may be derived; ``None`` follows
-            NB201's DARTS baseline (argmax over all operations).
+        include_none: Whether ``none`` may be derived (``Supernet.derive``); ``None`` is the
+            supernet's rule (NB201's DARTS baseline: argmax over all operations; DARTS: never).
         early_stop_skip_connections: DARTS+ threshold, or ``None`` for no early stop.
         aux_skip: DARTS-'s decaying auxiliary skip connection.
         enqueue: Enqueue the derived architecture in the trial's study.
@@ -275,9 +274,10 @@ class DartsSearch:
         ckpt_path: str | None = None,
         verbose: bool = False,
     ) -> None:
-        if space.name not in ("darts", "nasbench201"):
+        if not space.has_supernet:
             raise ValueError(
-                f"DARTS supports the 'darts' and 'nasbench201' spaces, got {space.name!r}."
+                f"DARTS needs a space with a supernet (SearchSpace.create_supernet, e.g. 'darts', "
+                f"'nasbench201'); {space.name!r} has none."
             )
         if not isinstance(max_epochs, int) or max_epochs < 1:
             raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}.")
@@ -286,8 +286,8 @@ class DartsSearch:
                 "early_stop_skip_connections must be positive or None, got "
                 f"{early_stop_skip_connections!r}."
             )
-        if include_none is not None and space.name != "nasbench201":
-            raise ValueError("include_none applies to the 'nasbench201' space only.")
+        if include_none and "none" not in getattr(space, "operations", ("none",)):
+            raise ValueError("include_none=True, but the search space has no 'none' operation.")
         self.space = space
         self.datamodule = (
             data
@@ -310,9 +310,7 @@ class DartsSearch:
 
     def derive(self, supernet: Supernet) -> Any:
         """The discrete architecture of ``supernet`` (honours ``include_none``)."""
-        if isinstance(supernet, NB201Supernet):
-            return supernet.derive(include_none=self.include_none)
-        return supernet.derive()
+        return supernet.derive(include_none=self.include_none)
 
     def _make_trainer(self, callbacks: list[pl.Callback]) -> pl.Trainer:
         kwargs: dict[str, Any] = {

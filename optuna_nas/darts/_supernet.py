@@ -9,16 +9,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from optuna_nas._validation import check_positive_ints
 from optuna_nas.darts._derive import derive_darts_genotype
 from optuna_nas.darts._derive import derive_nb201_cell
 from optuna_nas.darts._mixed_op import MixedOp
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._darts import PRIMITIVES
+from optuna_nas.search_spaces._darts import DartsCellSlot
+from optuna_nas.search_spaces._darts import DartsSkeleton
 from optuna_nas.search_spaces._nasbench201 import EDGES
 from optuna_nas.search_spaces._nasbench201 import NB201_OPERATIONS
-from optuna_nas.search_spaces._nasbench201 import _ResidualReduction
+from optuna_nas.search_spaces._nasbench201 import NB201Skeleton
 from optuna_nas.search_spaces._ops import FactorizedReduce
-from optuna_nas.search_spaces._ops import ReLUConvBN
 
 
 def _with_none(operations: Sequence[str]) -> tuple[str, ...]:
@@ -28,10 +30,10 @@ def _with_none(operations: Sequence[str]) -> tuple[str, ...]:
     return ops if "none" in ops else ("none", *ops)
 
 
-def _check_positive(**values: int) -> None:
-    bad = {name: v for name, v in values.items() if not isinstance(v, int) or v < 1}
-    if bad:
-        raise ValueError(f"These arguments must be positive integers: {bad!r}.")
+def _check_even(channels: int) -> None:
+    # Checked before the skeleton checks the sizes, so only for ints.
+    if isinstance(channels, int) and channels % 2:
+        raise ValueError(f"channels must be even (factorized reduction), got {channels}.")
 
 
 class Supernet(nn.Module, abc.ABC):
@@ -78,47 +80,43 @@ class Supernet(nn.Module, abc.ABC):
         }
 
     @abc.abstractmethod
-    def derive(self) -> Any:
-        """The discrete architecture of the search space that the alphas point to."""
+    def derive(self, *, include_none: bool | None = None) -> Any:
+        """The discrete architecture of the search space that the alphas point to.
+
+        Args:
+            include_none: Whether ``none`` may be chosen; ``None`` is the supernet's default
+                rule. ``True`` raises ``ValueError`` where the space has no ``none``.
+        """
 
 
 class _DartsSearchCell(nn.Module):
     def __init__(
         self,
+        slot: DartsCellSlot,
         *,
         steps: int,
         multiplier: int,
-        c_prev_prev: int,
-        c_prev: int,
-        channels: int,
-        reduction: bool,
-        reduction_prev: bool,
         operations: Sequence[str],
         aux_skip: bool,
     ) -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = slot.reduction
         self.steps = steps
         self.multiplier = multiplier
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, channels, affine=False)
-            if reduction_prev
-            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
-        )
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
+        self.preprocess0, self.preprocess1 = slot.preprocess(affine=False)
         self.edges = nn.ModuleList()
         aux: list[nn.Module] = []
         for node in range(steps):
             for j in range(node + 2):
-                stride = 2 if reduction and j < 2 else 1
+                stride = slot.stride(j)
                 self.edges.append(
-                    MixedOp.for_darts(channels=channels, stride=stride, operations=operations)
+                    MixedOp.for_darts(channels=slot.channels, stride=stride, operations=operations)
                 )
                 if aux_skip:
                     aux.append(
                         nn.Identity()
                         if stride == 1
-                        else FactorizedReduce(channels, channels, affine=False)
+                        else FactorizedReduce(slot.channels, slot.channels, affine=False)
                     )
         self.aux = nn.ModuleList(aux) if aux_skip else None
 
@@ -152,7 +150,7 @@ class _DartsSearchCell(nn.Module):
         return torch.cat(states[-self.multiplier :], dim=1)
 
 
-class DartsSupernet(Supernet):
+class DartsSupernet(Supernet, DartsSkeleton):
     """The DARTS search network (Liu et al., ICLR 2019) over the ``darts`` search space.
 
     A stem of ``3 * channels``, then ``layers`` cells with reduction cells at 1/3 and 2/3 of the
@@ -202,51 +200,26 @@ class DartsSupernet(Supernet):
         alpha_init_std: float = 1e-3,
     ) -> None:
         super().__init__()
-        _check_positive(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            channels=channels,
-            layers=layers,
-            steps=steps,
-            multiplier=multiplier,
-            stem_multiplier=stem_multiplier,
-        )
-        if channels % 2:
-            raise ValueError(f"channels must be even (factorized reduction), got {channels}.")
+        check_positive_ints("DARTS supernet sizes", {"steps": steps, "multiplier": multiplier})
+        _check_even(channels)
         if multiplier > steps:
             raise ValueError(f"multiplier ({multiplier}) must not exceed steps ({steps}).")
         self.operations = _with_none(operations)
         self.steps = steps
         self.multiplier = multiplier
         self._init_common(fused=fused, aux_skip=aux_skip)
-        c_stem = stem_multiplier * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
-        )
-        c_prev_prev, c_prev, c_curr = c_stem, c_stem, channels
-        reduction_prev = False
-        self.cells = nn.ModuleList()
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                c_curr *= 2
-            self.cells.append(
-                _DartsSearchCell(
-                    steps=steps,
-                    multiplier=multiplier,
-                    c_prev_prev=c_prev_prev,
-                    c_prev=c_prev,
-                    channels=c_curr,
-                    reduction=reduction,
-                    reduction_prev=reduction_prev,
-                    operations=self.operations,
-                    aux_skip=aux_skip,
-                )
+
+        ops = self.operations
+
+        def make_cell(slot: DartsCellSlot) -> tuple[nn.Module, int]:
+            cell = _DartsSearchCell(
+                slot, steps=steps, multiplier=multiplier, operations=ops, aux_skip=aux_skip
             )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, multiplier * c_curr
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+            return cell, multiplier * slot.channels
+
+        sizes = {"num_classes": num_classes, "in_channels": in_channels, "channels": channels}
+        sizes.update(layers=layers, stem_multiplier=stem_multiplier)
+        self._build_skeleton(make_cell, sizes)
         num_edges = sum(node + 2 for node in range(steps))
         shape = (num_edges, len(self.operations))
         self.alphas_normal = nn.Parameter(alpha_init_std * torch.randn(shape))
@@ -262,10 +235,17 @@ class DartsSupernet(Supernet):
         for cell in self.cells:
             weights = w_reduce if cell.reduction else w_normal
             s0, s1 = s1, cell(s0, s1, weights, self.aux_skip_beta, self.fused)
-        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+        return self._classify(s1)
 
-    def derive(self) -> Any:
-        """The DARTS ``Genotype``: top-2 non-``none`` inputs per node (DARTS' rule)."""
+    def derive(self, *, include_none: bool | None = None) -> Any:
+        """The DARTS ``Genotype``: top-2 non-``none`` inputs per node (DARTS' rule).
+
+        Args:
+            include_none: ``None`` or ``False``; the ``darts`` space has no ``none`` operation,
+                so ``True`` raises ``ValueError``.
+        """
+        if include_none:
+            raise ValueError("include_none=True, but the search space has no 'none' operation.")
         weights = self.arch_weights()
         return derive_darts_genotype(
             weights["normal"],
@@ -316,7 +296,7 @@ class _NB201SearchCell(nn.Module):
         return nodes[-1]
 
 
-class NB201Supernet(Supernet):
+class NB201Supernet(Supernet, NB201Skeleton):
     """The DARTS supernet of the NAS-Bench-201 space (NB201's DARTS-V1/V2 baseline).
 
     Same skeleton as the discrete network (stem, 3 stages of ``cells_per_stage`` cells joined by
@@ -358,35 +338,17 @@ class NB201Supernet(Supernet):
         alpha_init_std: float = 1e-3,
     ) -> None:
         super().__init__()
-        _check_positive(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            channels=channels,
-            cells_per_stage=cells_per_stage,
-        )
-        if channels % 2:
-            raise ValueError(f"channels must be even (factorized reduction), got {channels}.")
+        _check_even(channels)
         self.space_operations = tuple(operations)
         self.operations = _with_none(operations)
         self._init_common(fused=fused, aux_skip=aux_skip)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        ops = self.operations
+        sizes = {"num_classes": num_classes, "in_channels": in_channels, "channels": channels}
+        sizes["cells_per_stage"] = cells_per_stage
+        self._build_skeleton(
+            lambda width: _NB201SearchCell(channels=width, operations=ops, aux_skip=aux_skip),
+            sizes,
         )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(_ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(
-                _NB201SearchCell(channels=width, operations=self.operations, aux_skip=aux_skip)
-                for _ in range(cells_per_stage)
-            )
-        self.cells = nn.ModuleList(layers)
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
-        self.classifier = nn.Linear(width, num_classes)
         self.alphas = nn.Parameter(alpha_init_std * torch.randn(len(EDGES), len(self.operations)))
 
     def named_arch_parameters(self) -> dict[str, nn.Parameter]:
@@ -419,46 +381,27 @@ class NB201Supernet(Supernet):
         )
 
 
-def space_operations(space: SearchSpace[Any]) -> tuple[str, ...]:
-    """The candidate operations of a space (its ``operations`` attribute when it has one)."""
-    ops = getattr(space, "operations", None)
-    if ops is None:
-        return PRIMITIVES if space.name == "darts" else NB201_OPERATIONS
-    return tuple(ops)
-
-
 def create_supernet(
     space: SearchSpace[Any], *, num_classes: int, in_channels: int = 3, **kwargs: Any
 ) -> Supernet:
-    """Create the DARTS supernet of ``space`` (``darts`` or ``nasbench201``).
+    """Create the DARTS supernet of ``space``: :meth:`SearchSpace.create_supernet`.
 
     Args:
         space: The discrete search space whose architectures the supernet derives.
         num_classes: Output classes.
         in_channels: Image channels.
-        **kwargs: Passed to :class:`DartsSupernet` (``channels``, ``layers``, ...) or
-            :class:`NB201Supernet` (``channels``, ``cells_per_stage``, ...).
+        **kwargs: Options of the space's supernet, e.g. :class:`DartsSupernet`'s (``channels``,
+            ``layers``, ...) for ``darts`` or :class:`NB201Supernet`'s (``channels``,
+            ``cells_per_stage``, ...) for ``nasbench201``.
 
     Raises:
-        ValueError: The space has no supernet.
+        NotImplementedError: The space has no supernet.
+        TypeError: The space's supernet is not a :class:`Supernet`.
     """
-    if space.name == "darts":
-        # The space concatenates all of its intermediate nodes.
-        steps = int(getattr(space, "num_nodes", 4))
-        options: dict[str, Any] = {"steps": steps, "multiplier": steps, **kwargs}
-        return DartsSupernet(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            operations=space_operations(space),
-            **options,
+    supernet = space.create_supernet(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if not isinstance(supernet, Supernet):
+        raise TypeError(
+            f"{type(space).__name__}.create_supernet must return a Supernet, got "
+            f"{type(supernet).__name__}."
         )
-    if space.name == "nasbench201":
-        return NB201Supernet(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            operations=space_operations(space),
-            **kwargs,
-        )
-    raise ValueError(
-        f"No DARTS supernet for search space {space.name!r}; supported: 'darts', 'nasbench201'."
-    )
+    return supernet

@@ -1,5 +1,6 @@
 """Search spaces: architecture as data, suggested define-by-run, built into ``nn.Module``s."""
 
+from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._darts import AMOEBANET_A
@@ -28,6 +29,7 @@ from optuna_nas.search_spaces._registry import register_search_space
 
 __all__ = [
     "AMOEBANET_A",
+    "CellGraph",
     "DARTS_OPS",
     "DARTS_V1",
     "DARTS_V2",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
+import inspect
 import math
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 from typing import Generic
 from typing import TypeVar
 
@@ -18,6 +22,8 @@ import numpy as np
 if TYPE_CHECKING:
     import optuna
     import torch
+
+    from optuna_nas.darts._supernet import Supernet
 
 
 ArchT = TypeVar("ArchT")
@@ -46,6 +52,46 @@ class Decision:
             raise ValueError(f"Decision {self.name!r} has repeated choices: {self.choices!r}.")
 
 
+@dataclass
+class CellGraph:
+    """A drawable DAG: nodes left to right in topological order, labelled edges.
+
+    :meth:`SearchSpace.cell_graphs` describes an architecture with these, and
+    :func:`optuna_nas.visualization.cell_diagram_svg` draws them.
+
+    Attributes:
+        title: The panel's title, e.g. ``"normal cell"``.
+        nodes: Node labels, in drawing order.
+        edges: ``(from, to, label)`` with node indices; an empty label draws a dashed edge.
+    """
+
+    title: str
+    nodes: list[str]
+    edges: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+def check_build_options(
+    space: str, options: Mapping[str, Any], network: Callable[..., Any]
+) -> None:
+    """Check that ``options`` are keyword-only options of ``network`` (a network class).
+
+    A space's :meth:`SearchSpace.build` passes its options on to its network class, so the
+    network's signature is the one place that names them and sets their defaults.
+
+    Raises:
+        ValueError: An option is not one of the network's (``num_classes`` and ``in_channels``
+            are :meth:`SearchSpace.build`'s own arguments).
+    """
+    parameters = inspect.signature(network).parameters.values()
+    known = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    known -= {"num_classes", "in_channels"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown build options for {space}: {unknown!r}; expected some of {sorted(known)!r}."
+        )
+
+
 def random_index(rng: RandomGenerator, n: int) -> int:
     """Draw an index in ``[0, n)`` from either NumPy random API."""
     if isinstance(rng, np.random.Generator):
@@ -61,9 +107,12 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     ``study.enqueue_trial`` and ``study.add_trial``), the architecture object, and a string
     (:meth:`to_string`/:meth:`from_string`, e.g. the NAS-Bench-201 or DARTS genotype format).
 
-    Subclasses implement :attr:`decisions`, :meth:`from_params`, :meth:`to_params`,
-    :meth:`to_string`, :meth:`from_string` and :meth:`build`. The default :meth:`suggest`,
-    :meth:`sample` and :meth:`mutate` work decision by decision.
+    Subclasses set their decisions (``self._decisions``, see :attr:`decisions`) and implement
+    :meth:`from_params`, :meth:`to_params`, :meth:`to_string`, :meth:`from_string` and
+    :meth:`build`. The default :meth:`suggest`, :meth:`sample` and :meth:`mutate` work decision
+    by decision. Two optional hooks plug a space into the rest of the package:
+    :meth:`create_supernet` (one-shot DARTS search) and :meth:`cell_graphs` (cell diagrams); a
+    space without them says so with ``NotImplementedError``.
 
     Example:
         .. code-block:: python
@@ -86,12 +135,21 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     name: str = ""
     #: Namespace of the space's Optuna parameter names (``f"{prefix}/..."``).
     prefix: str = ""
+    #: The class of the space's architectures, if it has one: lets
+    #: :func:`optuna_nas.visualization.cell_graphs` find the registered space of an architecture.
+    architecture_type: ClassVar[type[Any] | None] = None
+
+    #: The decisions that :attr:`decisions` returns; subclasses set it in their constructor.
+    _decisions: tuple[Decision, ...]
 
     # ----------------------------------------------------------------- abstract contract
     @property
-    @abc.abstractmethod
     def decisions(self) -> Sequence[Decision]:
-        """The ordered categorical decisions, in the order :meth:`suggest` asks them."""
+        """The ordered categorical decisions, in the order :meth:`suggest` asks them.
+
+        Subclasses set ``self._decisions`` in their constructor, or override this property.
+        """
+        return self._decisions
 
     @abc.abstractmethod
     def from_params(self, params: Mapping[str, Any]) -> ArchT:
@@ -126,6 +184,48 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         self, arch: ArchT, *, num_classes: int, in_channels: int = 3, **kwargs: Any
     ) -> torch.nn.Module:
         """Build the network of ``arch`` as a ``torch.nn.Module`` (on the CPU, float32)."""
+
+    # ----------------------------------------------------------------- optional hooks
+    def create_supernet(
+        self, *, num_classes: int, in_channels: int = 3, **kwargs: Any
+    ) -> Supernet:
+        """The DARTS supernet of this space, whose ``derive()`` gives architectures of it.
+
+        :func:`optuna_nas.darts.create_supernet` and :class:`optuna_nas.darts.DartsSearch` find
+        the supernet here; override it to make a space searchable by DARTS (``darts`` and
+        ``nasbench201`` do). The supernet must be an :class:`optuna_nas.darts.Supernet`.
+
+        Args:
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: Options of the space's supernet (width, depth, ...).
+
+        Raises:
+            NotImplementedError: The space has no supernet.
+        """
+        raise NotImplementedError(
+            f"Search space {self.name!r} ({type(self).__name__}) has no DARTS supernet; "
+            "a space gets one by overriding SearchSpace.create_supernet."
+        )
+
+    @property
+    def has_supernet(self) -> bool:
+        """Whether the space overrides :meth:`create_supernet` (checked without building)."""
+        return type(self).create_supernet is not SearchSpace.create_supernet
+
+    def cell_graphs(self, arch: ArchT) -> list[CellGraph]:
+        """The drawable graphs of ``arch`` (one per cell type), for cell diagrams.
+
+        Override it to draw a space's architectures with
+        :func:`optuna_nas.visualization.cell_diagram_svg`; the built-in spaces do.
+
+        Raises:
+            NotImplementedError: The space draws no diagrams.
+        """
+        raise NotImplementedError(
+            f"Search space {self.name!r} ({type(self).__name__}) draws no cell diagram; "
+            "a space gets one by overriding SearchSpace.cell_graphs."
+        )
 
     # ----------------------------------------------------------------- shared behaviour
     def suggest(self, trial: optuna.Trial) -> ArchT:

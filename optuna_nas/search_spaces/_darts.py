@@ -16,9 +16,11 @@ of the cells two and one steps back); intermediate node ``k`` (``k >= 2``) may r
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 
@@ -28,13 +30,19 @@ from torch import nn
 from torch.nn import functional
 from torchvision.ops import stochastic_depth
 
+from optuna_nas._validation import check_positive_ints
+from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
+from optuna_nas.search_spaces._base import check_build_options
 from optuna_nas.search_spaces._ops import DARTS_OPS
 from optuna_nas.search_spaces._ops import FactorizedReduce
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
 
+
+if TYPE_CHECKING:
+    from optuna_nas.darts._supernet import Supernet
 
 #: The DARTS supernet's candidate operations, in the DARTS paper's order. ``none`` exists only
 #: inside the supernet; the discrete search space uses the other seven.
@@ -379,35 +387,130 @@ ENAS = Genotype(
 
 
 # --------------------------------------------------------------------------- network
+class DartsCellSlot(NamedTuple):
+    """Where a cell sits in the DARTS skeleton, as :class:`DartsSkeleton` hands it to a cell.
+
+    Attributes:
+        c_prev_prev: Channels of the cell's first input (the output of the cell two back).
+        c_prev: Channels of the cell's second input (the previous cell's output).
+        channels: The cell's width C (each node has ``channels`` channels).
+        reduction: Whether the cell halves the spatial size (operations reading a cell input
+            use stride 2).
+        reduction_prev: Whether the previous cell reduced (then the first input is twice as
+            large as the second and is halved by its preprocessing).
+    """
+
+    c_prev_prev: int
+    c_prev: int
+    channels: int
+    reduction: bool
+    reduction_prev: bool
+
+    def stride(self, input_index: int) -> int:
+        """The stride of an operation that reads node ``input_index`` of the cell."""
+        return 2 if self.reduction and input_index < 2 else 1
+
+    def preprocess(self, *, affine: bool) -> tuple[nn.Module, nn.Module]:
+        """The 1x1 preprocessing of the two cell inputs to ``channels`` channels."""
+        # After a reduction the older input is twice as large: halve it to match.
+        first: nn.Module = (
+            FactorizedReduce(self.c_prev_prev, self.channels, affine=affine)
+            if self.reduction_prev
+            else ReLUConvBN(self.c_prev_prev, self.channels, 1, 1, 0, affine=affine)
+        )
+        return first, ReLUConvBN(self.c_prev, self.channels, 1, 1, 0, affine=affine)
+
+
+#: ``make_cell(slot) -> (cell, output_channels)``: builds the cell of :class:`DartsSkeleton`
+#: at ``slot``, the discrete cell of a genotype or the supernet's mixed cell.
+DartsCellFactory = Callable[[DartsCellSlot], tuple[nn.Module, int]]
+
+
+class DartsSkeleton(nn.Module):
+    """The DARTS CIFAR skeleton shared by :class:`DartsNetwork` and the DARTS supernet.
+
+    A 3x3 stem conv to ``stem_multiplier * channels`` channels, ``layers`` cells with reduction
+    cells (stride 2, channels doubled) at ``layers // 3`` and ``2 * layers // 3``, each reading
+    the outputs of the two previous cells, global average pooling and a linear classifier. The
+    cells come from a factory, so the discrete network and the supernet are built (and seeded)
+    the same way; subclasses call :meth:`_build_skeleton` from their constructor.
+    """
+
+    stem: nn.Sequential
+    cells: nn.ModuleList
+    global_pooling: nn.AdaptiveAvgPool2d
+    classifier: nn.Linear
+
+    def _build_skeleton(
+        self,
+        make_cell: DartsCellFactory,
+        sizes: Mapping[str, int],
+        *,
+        auxiliary_head: Callable[[int], nn.Module] | None = None,
+    ) -> None:
+        """Build the modules, in this order: stem, cells, auxiliary head, pooling, classifier.
+
+        Args:
+            make_cell: The cell factory.
+            sizes: ``num_classes``, ``in_channels``, ``channels``, ``layers`` and
+                ``stem_multiplier``; each must be a positive int.
+            auxiliary_head: ``auxiliary_head(c)`` builds the head that reads the ``c`` channels
+                of the second reduction cell's output, stored as ``auxiliary_head``.
+
+        Raises:
+            ValueError: A size is not a positive int.
+        """
+        names = ("num_classes", "in_channels", "channels", "layers", "stem_multiplier")
+        check_positive_ints("DARTS network sizes", {name: sizes[name] for name in names})
+        reductions = self.reduction_layers(sizes["layers"])
+        channels = sizes["channels"]
+        c_stem = sizes["stem_multiplier"] * channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(sizes["in_channels"], c_stem, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_stem),
+        )
+        c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, False
+        c_aux = c_stem
+        self.cells = nn.ModuleList()
+        for i in range(sizes["layers"]):
+            reduction = i in reductions
+            if reduction:
+                channels *= 2
+            slot = DartsCellSlot(c_prev_prev, c_prev, channels, reduction, reduction_prev)
+            cell, c_out = make_cell(slot)
+            self.cells.append(cell)
+            c_prev_prev, c_prev, reduction_prev = c_prev, c_out, reduction
+            if i == reductions[1]:
+                c_aux = c_out
+        if auxiliary_head is not None:
+            self.add_module("auxiliary_head", auxiliary_head(c_aux))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, sizes["num_classes"])
+
+    @staticmethod
+    def reduction_layers(layers: int) -> tuple[int, int]:
+        """The indices of the two reduction cells among ``layers`` cells."""
+        return layers // 3, 2 * layers // 3
+
+    def _classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The logits of the last cell's output: global average pooling and the classifier."""
+        return self.classifier(torch.flatten(self.global_pooling(features), 1))
+
+
 class _Cell(nn.Module):
     """A discrete DARTS cell: preprocess both inputs, sum two operations per node, concat."""
 
     def __init__(
-        self,
-        pairs: tuple[tuple[str, int], ...],
-        concat: tuple[int, ...],
-        c_prev_prev: int,
-        c_prev: int,
-        channels: int,
-        *,
-        reduction: bool,
-        reduction_prev: bool,
+        self, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ...], slot: DartsCellSlot
     ) -> None:
         super().__init__()
-        # After a reduction the older input is twice as large: halve it to match.
-        self.preprocess0: nn.Module = (
-            FactorizedReduce(c_prev_prev, channels)
-            if reduction_prev
-            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0)
-        )
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
+        self.preprocess0, self.preprocess1 = slot.preprocess(affine=True)
         self.ops = nn.ModuleList(
-            DARTS_OPS[op](channels, 2 if reduction and index < 2 else 1, True)
-            for op, index in pairs
+            DARTS_OPS[op](slot.channels, slot.stride(index), True) for op, index in pairs
         )
         self.indices = tuple(index for _, index in pairs)
         self.concat = concat
-        self.reduction = reduction
+        self.reduction = slot.reduction
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -452,7 +555,7 @@ class _AuxiliaryHead(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-class DartsNetwork(nn.Module):
+class DartsNetwork(DartsSkeleton):
     """The DARTS CIFAR evaluation network (``NetworkCIFAR``) for any valid :class:`Genotype`.
 
     A 3x3 stem conv to ``stem_multiplier * channels`` channels, ``layers`` cells with reduction
@@ -484,6 +587,8 @@ class DartsNetwork(nn.Module):
             logits = net(torch.randn(2, 3, 32, 32))  # shape (2, 10)
     """
 
+    auxiliary_head: _AuxiliaryHead | None
+
     def __init__(
         self,
         genotype: Genotype,
@@ -505,54 +610,27 @@ class DartsNetwork(nn.Module):
             "layers": layers,
             "stem_multiplier": stem_multiplier,
         }
-        bad: dict[str, Any] = {
-            k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int)
-        }
-        bad.update({k: v for k, v in sizes.items() if k not in bad and v < 1})
-        if bad:
-            raise ValueError(f"These DARTS network sizes must be positive ints: {bad!r}.")
         if not 0.0 <= drop_path_prob < 1.0:
             raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob!r}.")
         self.genotype = genotype
         self.drop_path_prob = float(drop_path_prob)
-        self._aux_layer = 2 * layers // 3
-
-        c_stem = stem_multiplier * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+        self._build_skeleton(
+            self._make_cell,
+            sizes,
+            auxiliary_head=(lambda c: _AuxiliaryHead(c, num_classes)) if auxiliary else None,
         )
-        c_prev_prev, c_prev, c_curr = c_stem, c_stem, channels
-        reductions = {layers // 3, 2 * layers // 3}
-        reduction_prev = False
-        c_aux = c_prev
-        self.cells = nn.ModuleList()
-        for i in range(layers):
-            reduction = i in reductions
-            if reduction:
-                c_curr *= 2
-            pairs, concat = (
-                (genotype.reduce, genotype.reduce_concat)
-                if reduction
-                else (genotype.normal, genotype.normal_concat)
-            )
-            self.cells.append(
-                _Cell(
-                    pairs,
-                    concat,
-                    c_prev_prev,
-                    c_prev,
-                    c_curr,
-                    reduction=reduction,
-                    reduction_prev=reduction_prev,
-                )
-            )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, len(concat) * c_curr
-            if i == self._aux_layer:
-                c_aux = c_prev
-        self.auxiliary_head = _AuxiliaryHead(c_aux, num_classes) if auxiliary else None
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        if not auxiliary:
+            self.auxiliary_head = None
+        self._aux_layer = self.reduction_layers(layers)[1]
+
+    def _make_cell(self, slot: DartsCellSlot) -> tuple[nn.Module, int]:
+        genotype = self.genotype
+        pairs, concat = (
+            (genotype.reduce, genotype.reduce_concat)
+            if slot.reduction
+            else (genotype.normal, genotype.normal_concat)
+        )
+        return _Cell(pairs, concat, slot), len(concat) * slot.channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         s0 = s1 = self.stem(x)
@@ -561,13 +639,27 @@ class DartsNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == self._aux_layer and self.auxiliary_head is not None and self.training:
                 aux_logits = self.auxiliary_head(s1)
-        logits = self.classifier(torch.flatten(self.global_pooling(s1), 1))
+        logits = self._classify(s1)
         if aux_logits is not None:
             return logits, aux_logits
         return logits
 
 
 # --------------------------------------------------------------------------- search space
+def _cell_graph(
+    title: str, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ...]
+) -> CellGraph:
+    """One DARTS cell: the two inputs, the intermediate nodes and the concatenated output."""
+    num_nodes = len(pairs) // 2
+    nodes = ["c_{k-2}", "c_{k-1}"] + [str(k) for k in range(num_nodes)] + ["c_{k}"]
+    graph = CellGraph(title, nodes)
+    for index, (op, source) in enumerate(pairs):
+        graph.edges.append((source, 2 + index // 2, op))
+    for node in concat:
+        graph.edges.append((node, len(nodes) - 1, ""))
+    return graph
+
+
 def _pair_choice(first: int, second: int) -> str:
     """The ``inputs`` choice of a node reading ``first`` then ``second``, e.g. ``"2_1"``."""
     # A string, not a tuple: Optuna storages keep only None/bool/int/float/str choices exactly.
@@ -624,6 +716,7 @@ class DartsSearchSpace(SearchSpace[Genotype]):
 
     name = "darts"
     prefix = "darts"
+    architecture_type = Genotype
 
     def __init__(
         self,
@@ -690,10 +783,6 @@ class DartsSearchSpace(SearchSpace[Genotype]):
             values[self.param_name(cell, node, "input", 1)],
         )
 
-    @property
-    def decisions(self) -> Sequence[Decision]:
-        return self._decisions
-
     def from_params(self, params: Mapping[str, Any]) -> Genotype:
         values = self._read_decisions(params)
         cells: dict[str, list[tuple[str, int]]] = {cell: [] for cell in _CELLS}
@@ -736,36 +825,56 @@ class DartsSearchSpace(SearchSpace[Genotype]):
         return self._check(parse_genotype(text))
 
     def build(
-        self,
-        arch: Genotype,
-        *,
-        num_classes: int,
-        in_channels: int = 3,
-        channels: int = 36,
-        layers: int = 20,
-        auxiliary: bool = False,
-        drop_path_prob: float = 0.0,
-        stem_multiplier: int = 3,
-        **kwargs: Any,
+        self, arch: Genotype, *, num_classes: int, in_channels: int = 3, **kwargs: Any
     ) -> nn.Module:
         """Build the DARTS evaluation network (:class:`DartsNetwork`) of any valid genotype.
 
         The defaults are DARTS' CIFAR-10 network (C=36, 20 cells): with ``DARTS_V2`` and 10
         classes it has 3.35M parameters without the auxiliary head. Smaller ``channels`` and
-        ``layers`` give a cheap low-fidelity proxy. See :class:`DartsNetwork` for the arguments.
+        ``layers`` give a cheap low-fidelity proxy.
+
+        Args:
+            arch: The genotype.
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: :class:`DartsNetwork`'s options: ``channels``, ``layers``, ``auxiliary``,
+                ``drop_path_prob``, ``stem_multiplier``.
         """
-        if kwargs:
-            raise ValueError(f"Unknown build options for darts: {sorted(kwargs)!r}.")
-        return DartsNetwork(
-            _as_genotype(arch),
-            num_classes=num_classes,
-            in_channels=in_channels,
-            channels=channels,
-            layers=layers,
-            auxiliary=auxiliary,
-            drop_path_prob=drop_path_prob,
-            stem_multiplier=stem_multiplier,
+        check_build_options(self.name, kwargs, DartsNetwork)
+        genotype = _as_genotype(arch)
+        return DartsNetwork(genotype, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+    def create_supernet(
+        self, *, num_classes: int, in_channels: int = 3, **kwargs: Any
+    ) -> Supernet:
+        """The DARTS search network over this space (:class:`optuna_nas.darts.DartsSupernet`).
+
+        Its nodes and operations are the space's (``none`` added): every node sums a mixed
+        operation over all earlier states, and ``derive()`` keeps the top-2 inputs per node.
+
+        Args:
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: Passed to :class:`optuna_nas.darts.DartsSupernet` (``channels``,
+                ``layers``, ...); ``steps`` and ``multiplier`` default to ``num_nodes``.
+        """
+        # Imported here: the search spaces do not depend on the one-shot (Lightning) stack.
+        from optuna_nas.darts._supernet import DartsSupernet
+
+        # The space concatenates all of its intermediate nodes.
+        options: dict[str, Any] = {"steps": self.num_nodes, "multiplier": self.num_nodes}
+        options.update(kwargs)
+        return DartsSupernet(
+            num_classes=num_classes, in_channels=in_channels, operations=self.operations, **options
         )
+
+    def cell_graphs(self, arch: Genotype) -> list[CellGraph]:
+        """The normal and the reduction cell of any valid genotype, as drawable graphs."""
+        genotype = _as_genotype(arch)
+        return [
+            _cell_graph("normal cell", genotype.normal, genotype.normal_concat),
+            _cell_graph("reduction cell", genotype.reduce, genotype.reduce_concat),
+        ]
 
     def _check(self, arch: Any) -> Genotype:
         genotype = _as_genotype(arch)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._registry import register_search_space
@@ -230,6 +231,7 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
 
     name = "macro"
     prefix = "macro"
+    architecture_type = MacroArchitecture
 
     def __init__(
         self,
@@ -287,10 +289,6 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
     def param_name(self, layer: int, decision: str) -> str:
         """The Optuna parameter name of ``decision`` (e.g. ``"num_filters"``) of ``layer``."""
         return f"{self.prefix}/layer{layer}/{decision}"
-
-    @property
-    def decisions(self) -> Sequence[Decision]:
-        return self._decisions
 
     def from_params(self, params: Mapping[str, Any]) -> MacroArchitecture:
         values = self._read_decisions(params)
@@ -405,6 +403,16 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
         return MacroNetwork(
             arch, num_classes=num_classes, in_channels=in_channels, pool_after=self.pool_after
         )
+
+    def cell_graphs(self, arch: MacroArchitecture) -> list[CellGraph]:
+        """The network as one drawable graph: a chain of layers plus the skip connections."""
+        labels = [f"{x.filter_height}x{x.filter_width} conv, {x.num_filters}" for x in arch.layers]
+        graph = CellGraph("macro network", ["input", *labels])
+        for i, layer in enumerate(arch.layers):
+            graph.edges.append((i, i + 1, ""))
+            for j in layer.skip_from:
+                graph.edges.append((j + 1, i + 1, "skip"))
+        return [graph]
 
     def _check(self, arch: MacroArchitecture) -> None:
         if not isinstance(arch, MacroArchitecture):

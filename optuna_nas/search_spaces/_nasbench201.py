@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 
 import torch
 from torch import nn
 
+from optuna_nas._validation import check_positive_ints
+from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
+from optuna_nas.search_spaces._base import check_build_options
 from optuna_nas.search_spaces._ops import NB201_OPS
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
 
+
+if TYPE_CHECKING:
+    from optuna_nas.darts._supernet import Supernet
 
 #: The five candidate operations of every NAS-Bench-201 edge, in the benchmark's order.
 NB201_OPERATIONS: tuple[str, ...] = (
@@ -104,8 +112,56 @@ class _ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
-class NASBench201Network(nn.Module):
-    """The NAS-Bench-201 skeleton: stem, 3 stages of cells joined by residual reductions."""
+class NB201Skeleton(nn.Module):
+    """The NAS-Bench-201 skeleton shared by the discrete network and the DARTS supernet.
+
+    A 3x3 stem conv to ``channels``, 3 stages of ``cells_per_stage`` cells (widths ``channels``,
+    ``2 * channels``, ``4 * channels``) joined by residual reduction blocks, then BN-ReLU, global
+    average pooling and a linear classifier. The cells come from a factory, so both networks are
+    built (and seeded) the same way; subclasses call :meth:`_build_skeleton`.
+    """
+
+    stem: nn.Sequential
+    cells: nn.Sequential
+    head: nn.Sequential
+    classifier: nn.Linear
+
+    def _build_skeleton(
+        self, make_cell: Callable[[int], nn.Module], sizes: Mapping[str, int]
+    ) -> None:
+        """Build the modules, in this order: stem, cells and reductions, head, classifier.
+
+        Args:
+            make_cell: ``make_cell(width)`` builds one cell of ``width`` channels.
+            sizes: ``num_classes``, ``in_channels``, ``channels`` and ``cells_per_stage``; each
+                must be a positive int.
+
+        Raises:
+            ValueError: A size is not a positive int.
+        """
+        names = ("num_classes", "in_channels", "channels", "cells_per_stage")
+        check_positive_ints("NAS-Bench-201 network sizes", {name: sizes[name] for name in names})
+        width = sizes["channels"]
+        self.stem = nn.Sequential(
+            nn.Conv2d(sizes["in_channels"], width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+        )
+        layers: list[nn.Module] = []
+        for stage in range(3):
+            if stage > 0:
+                layers.append(_ResidualReduction(width, width * 2))
+                width *= 2
+            layers.extend(make_cell(width) for _ in range(sizes["cells_per_stage"]))
+        self.cells = nn.Sequential(*layers)
+        # Not in place: with a supernet the cells' output may be needed for the backward pass.
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(width), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.classifier = nn.Linear(width, sizes["num_classes"])
+
+
+class NASBench201Network(NB201Skeleton):
+    """The NAS-Bench-201 network of one cell (see :class:`NB201Skeleton`)."""
 
     def __init__(
         self,
@@ -117,27 +173,9 @@ class NASBench201Network(nn.Module):
         cells_per_stage: int = 5,
     ) -> None:
         super().__init__()
-        if channels < 1 or cells_per_stage < 1 or num_classes < 1 or in_channels < 1:
-            raise ValueError(
-                "channels, cells_per_stage, num_classes and in_channels must be positive; got "
-                f"channels={channels}, cells_per_stage={cells_per_stage}, "
-                f"num_classes={num_classes}, in_channels={in_channels}."
-            )
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(_ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(_NB201InferCell(cell, width) for _ in range(cells_per_stage))
-        self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
-        self.classifier = nn.Linear(width, num_classes)
+        sizes = {"num_classes": num_classes, "in_channels": in_channels, "channels": channels}
+        sizes["cells_per_stage"] = cells_per_stage
+        self._build_skeleton(lambda width: _NB201InferCell(cell, width), sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.cells(self.stem(x))))
@@ -169,6 +207,7 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
 
     name = "nasbench201"
     prefix = "nb201"
+    architecture_type = NB201Cell
 
     def __init__(self, *, operations: Sequence[str] = NB201_OPERATIONS) -> None:
         operations = tuple(operations)
@@ -186,10 +225,6 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
     def param_name(self, to_node: int, from_node: int) -> str:
         """The Optuna parameter name of edge ``from_node -> to_node``."""
         return f"{self.prefix}/edge_{to_node}_{from_node}"
-
-    @property
-    def decisions(self) -> Sequence[Decision]:
-        return self._decisions
 
     def from_params(self, params: Mapping[str, Any]) -> NB201Cell:
         values = self._read_decisions(params)
@@ -242,35 +277,47 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
         return NB201Cell(tuple(ops[edge] for edge in EDGES))
 
     def build(
-        self,
-        arch: NB201Cell,
-        *,
-        num_classes: int,
-        in_channels: int = 3,
-        channels: int = 16,
-        cells_per_stage: int = 5,
-        **kwargs: Any,
+        self, arch: NB201Cell, *, num_classes: int, in_channels: int = 3, **kwargs: Any
     ) -> nn.Module:
-        """Build the NAS-Bench-201 network (stem C=16, 3 stages of 5 cells by default).
+        """Build the :class:`NASBench201Network` (stem C=16, 3 stages of 5 cells by default).
 
         Args:
             arch: The cell.
             num_classes: Output classes.
             in_channels: Image channels.
-            channels: Width of the first stage (doubled at each reduction); 16 in the paper.
-            cells_per_stage: Cells per stage (N); 5 in the paper. Smaller values give a cheap
-                low-fidelity proxy.
+            **kwargs: ``channels``, the width of the first stage (doubled at each reduction; 16
+                in the paper), and ``cells_per_stage`` (N; 5 in the paper). Smaller values give
+                a cheap low-fidelity proxy.
         """
-        if kwargs:
-            raise ValueError(f"Unknown build options for nasbench201: {sorted(kwargs)!r}.")
+        check_build_options(self.name, kwargs, NASBench201Network)
         self._check(arch)
-        return NASBench201Network(
-            arch,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            channels=channels,
-            cells_per_stage=cells_per_stage,
+        return NASBench201Network(arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+    def create_supernet(
+        self, *, num_classes: int, in_channels: int = 3, **kwargs: Any
+    ) -> Supernet:
+        """NAS-Bench-201's DARTS supernet of this space (:class:`~optuna_nas.darts.NB201Supernet`).
+
+        Args:
+            num_classes: Output classes.
+            in_channels: Image channels.
+            **kwargs: Passed to :class:`optuna_nas.darts.NB201Supernet` (``channels``,
+                ``cells_per_stage``, ...).
+        """
+        # Imported here: the search spaces do not depend on the one-shot (Lightning) stack.
+        from optuna_nas.darts._supernet import NB201Supernet
+
+        return NB201Supernet(
+            num_classes=num_classes, in_channels=in_channels, operations=self.operations, **kwargs
         )
+
+    def cell_graphs(self, arch: NB201Cell) -> list[CellGraph]:
+        """The cell as one drawable graph (``none`` edges left out)."""
+        graph = CellGraph("NAS-Bench-201 cell", ["input", "node 1", "node 2", "output"])
+        for (to_node, from_node), op in zip(EDGES, arch.ops):
+            if op != "none":
+                graph.edges.append((from_node, to_node, op))
+        return [graph]
 
     def _check(self, arch: NB201Cell) -> None:
         if not isinstance(arch, NB201Cell):

@@ -17,6 +17,13 @@ import torch
 from torch import nn
 
 
+def _conv(
+    cin: int, cout: int, kernel: int, stride: int, padding: int, dilation: int = 1, groups: int = 1
+) -> nn.Conv2d:
+    """A bias-free convolution (every convolution here is followed by a BatchNorm)."""
+    return nn.Conv2d(cin, cout, kernel, stride, padding, dilation, groups, bias=False)
+
+
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv -> BatchNorm, the basic convolution of NASNet, DARTS and NAS-Bench-201."""
 
@@ -33,47 +40,23 @@ class ReLUConvBN(nn.Sequential):
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride=stride,
-                padding=padding,
-                dilation=dilation,
-                bias=False,
-            ),
+            _conv(in_channels, out_channels, kernel_size, stride, padding, dilation),
             nn.BatchNorm2d(out_channels, affine=affine),
         )
 
 
 class DilConv(nn.Sequential):
-    """ReLU -> dilated depthwise conv -> pointwise conv -> BatchNorm."""
+    """ReLU -> dilated depthwise conv -> pointwise conv -> BatchNorm, with "same" padding."""
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        dilation: int,
-        *,
-        affine: bool = True,
+        self, channels: int, kernel_size: int, stride: int, dilation: int, *, affine: bool = True
     ) -> None:
+        padding = dilation * (kernel_size - 1) // 2
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(
-                in_channels,
-                in_channels,
-                kernel_size,
-                stride=stride,
-                padding=padding,
-                dilation=dilation,
-                groups=in_channels,
-                bias=False,
-            ),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels, affine=affine),
+            _conv(channels, channels, kernel_size, stride, padding, dilation, groups=channels),
+            _conv(channels, channels, 1, 1, 0),
+            nn.BatchNorm2d(channels, affine=affine),
         )
 
 
@@ -81,18 +64,11 @@ class SepConv(nn.Sequential):
     """Two stacked separable convolutions (only the first one strided), as in NASNet."""
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int,
-        padding: int,
-        *,
-        affine: bool = True,
+        self, channels: int, kernel_size: int, stride: int, *, affine: bool = True
     ) -> None:
         super().__init__(
-            DilConv(in_channels, in_channels, kernel_size, stride, padding, 1, affine=affine),
-            DilConv(in_channels, out_channels, kernel_size, 1, padding, 1, affine=affine),
+            DilConv(channels, kernel_size, stride, 1, affine=affine),
+            DilConv(channels, kernel_size, 1, 1, affine=affine),
         )
 
 
@@ -155,11 +131,11 @@ DARTS_OPS: dict[str, DartsOpFactory] = {
     ),
     "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
     "skip_connect": _skip,
-    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine=affine),
-    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine=affine),
-    "sep_conv_7x7": lambda c, stride, affine: SepConv(c, c, 7, stride, 3, affine=affine),
-    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine=affine),
-    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine=affine),
+    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, 3, stride, affine=affine),
+    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, 5, stride, affine=affine),
+    "sep_conv_7x7": lambda c, stride, affine: SepConv(c, 7, stride, affine=affine),
+    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, 3, stride, 2, affine=affine),
+    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, 5, stride, 2, affine=affine),
     "conv_7x1_1x7": lambda c, stride, affine: Conv7x1x1x7(c, stride, affine=affine),
 }
 

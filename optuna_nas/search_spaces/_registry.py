@@ -59,3 +59,16 @@ def create_search_space(name: str, **kwargs: Any) -> SearchSpace[Any]:
 def list_search_spaces() -> list[str]:
     """Names of the registered search spaces, sorted."""
     return sorted(_REGISTRY)
+
+
+def search_space_for(arch: Any) -> SearchSpace[Any] | None:
+    """The registered space (with default arguments) whose ``architecture_type`` ``arch`` is.
+
+    Returns ``None`` when no registered space declares the type of ``arch``.
+    """
+    for name in list_search_spaces():
+        factory = _REGISTRY[name]
+        arch_type = getattr(factory, "architecture_type", None)
+        if arch_type is not None and isinstance(arch, arch_type):
+            return factory()
+    return None

@@ -6,32 +6,21 @@ by the core package, whose dependencies stay small; optuna-dashboard previews SV
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from dataclasses import field
 import html
 import os
 import tempfile
 from typing import TYPE_CHECKING
 from typing import Any
 
-from optuna_nas.search_spaces._darts import Genotype
-from optuna_nas.search_spaces._macro import MacroArchitecture
-from optuna_nas.search_spaces._nasbench201 import EDGES as NB201_EDGES
-from optuna_nas.search_spaces._nasbench201 import NB201Cell
+from optuna_nas.search_spaces._base import CellGraph
+from optuna_nas.search_spaces._registry import search_space_for
 
 
 if TYPE_CHECKING:
     import optuna
     from optuna.artifacts._protocol import ArtifactStore
 
-
-@dataclass
-class CellGraph:
-    """A drawable DAG: nodes left to right in topological order, labelled edges."""
-
-    title: str
-    nodes: list[str]
-    edges: list[tuple[int, int, str]] = field(default_factory=list)  # (from, to, label)
+    from optuna_nas.search_spaces._base import SearchSpace
 
 
 # Colours by operation family, so the kind of cell is visible at a glance.
@@ -53,55 +42,34 @@ def _colour(label: str) -> str:
     return _OP_COLOURS[""]
 
 
-def cell_graphs(arch: Any) -> list[CellGraph]:
-    """The drawable graphs of an architecture of any built-in search space.
+def cell_graphs(arch: Any, *, space: SearchSpace[Any] | None = None) -> list[CellGraph]:
+    """The drawable graphs of an architecture, as its search space describes them.
+
+    Args:
+        arch: The architecture.
+        space: The space that draws it (:meth:`SearchSpace.cell_graphs`); by default the
+            registered space whose ``architecture_type`` ``arch`` is.
 
     Raises:
-        ValueError: ``arch`` is not an architecture of a built-in space.
+        ValueError: No registered space has architectures of ``arch``'s type.
+        NotImplementedError: ``space`` draws no diagrams.
     """
-    if isinstance(arch, NB201Cell):
-        graph = CellGraph("NAS-Bench-201 cell", ["input", "node 1", "node 2", "output"])
-        for (to_node, from_node), op in zip(NB201_EDGES, arch.ops):
-            if op != "none":
-                graph.edges.append((from_node, to_node, op))
-        return [graph]
-    if isinstance(arch, Genotype):
-        return [
-            _darts_graph("normal cell", arch.normal, arch.normal_concat),
-            _darts_graph("reduction cell", arch.reduce, arch.reduce_concat),
-        ]
-    if isinstance(arch, MacroArchitecture):
-        graph = CellGraph(
-            "macro network",
-            ["input"]
-            + [
-                f"{layer.filter_height}x{layer.filter_width} conv, {layer.num_filters}"
-                for layer in arch.layers
-            ],
-        )
-        for i, layer in enumerate(arch.layers):
-            graph.edges.append((i, i + 1, ""))
-            for j in layer.skip_from:
-                graph.edges.append((j + 1, i + 1, "skip"))
-        return [graph]
-    raise ValueError(f"No cell diagram for architecture {arch!r} of type {type(arch).__name__}.")
+    if space is None:
+        space = search_space_for(arch)
+        if space is None:
+            raise ValueError(
+                f"No cell diagram for architecture {arch!r} of type {type(arch).__name__}: no "
+                "registered search space has it as architecture_type; pass space=."
+            )
+    return space.cell_graphs(arch)
 
 
-def _darts_graph(
-    title: str, pairs: Any, concat: Any
-) -> CellGraph:
-    num_nodes = len(pairs) // 2
-    nodes = ["c_{k-2}", "c_{k-1}"] + [str(k) for k in range(num_nodes)] + ["c_{k}"]
-    graph = CellGraph(title, nodes)
-    for index, (op, source) in enumerate(pairs):
-        graph.edges.append((int(source), 2 + index // 2, str(op)))
-    for node in concat:
-        graph.edges.append((int(node), len(nodes) - 1, ""))
-    return graph
+def cell_diagram_svg(arch: Any, *, space: SearchSpace[Any] | None = None) -> str:
+    """Render ``arch`` (NB201 cell, DARTS genotype, macro architecture...) as an SVG document.
 
-
-def cell_diagram_svg(arch: Any) -> str:
-    """Render ``arch`` (NB201 cell, DARTS genotype or macro architecture) as an SVG document.
+    Args:
+        arch: The architecture.
+        space: The space that draws it; see :func:`cell_graphs`.
 
     Example:
         .. code-block:: python
@@ -111,7 +79,7 @@ def cell_diagram_svg(arch: Any) -> str:
 
             svg = cell_diagram_svg(DARTS_V2)
     """
-    graphs = cell_graphs(arch)
+    graphs = cell_graphs(arch, space=space)
     node_gap, node_w, node_h = 190, 80, 30
     panels: list[str] = []
     y_offset = 0
@@ -175,11 +143,16 @@ def cell_diagram_svg(arch: Any) -> str:
 
 
 def upload_cell_diagram(
-    trial: optuna.Trial, arch: Any, *, artifact_store: ArtifactStore
+    trial: optuna.Trial,
+    arch: Any,
+    *,
+    artifact_store: ArtifactStore,
+    space: SearchSpace[Any] | None = None,
 ) -> str:
     """Upload the cell diagram of ``arch`` as an SVG artifact of ``trial``.
 
-    optuna-dashboard shows it in the trial's artifact list. Returns the artifact id.
+    optuna-dashboard shows it in the trial's artifact list. Returns the artifact id. ``space``
+    draws it (see :func:`cell_graphs`).
 
     Example:
         .. code-block:: python
@@ -200,7 +173,7 @@ def upload_cell_diagram(
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"cell_trial{trial.number}.svg")
         with open(path, "w", encoding="utf-8") as f:
-            f.write(cell_diagram_svg(arch))
+            f.write(cell_diagram_svg(arch, space=space))
         return upload_artifact(
             artifact_store=artifact_store,
             file_path=path,

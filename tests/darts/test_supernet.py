@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from darts_helpers import TINY
 from darts_helpers import flat
+import numpy as np
 import pytest
 import torch
 
@@ -66,7 +69,7 @@ def test_supernet_argument_validation() -> None:
         DartsSupernet(num_classes=10, channels=5)
     with pytest.raises(ValueError, match="layers"):
         DartsSupernet(num_classes=10, layers=0)
-    with pytest.raises(ValueError, match="macro"):
+    with pytest.raises(NotImplementedError, match="macro"):
         create_supernet(create_search_space("macro"), num_classes=10)
 
 
@@ -84,3 +87,31 @@ def test_nb201_supernet_without_none_in_space() -> None:
     space.to_string(arch)
     with pytest.raises(ValueError, match="none"):
         net.derive(include_none=True)
+
+
+def test_include_none_is_part_of_every_supernets_derive() -> None:
+    darts = create_supernet(create_search_space("darts"), num_classes=4, **TINY["darts"])
+    assert darts.derive(include_none=False) == darts.derive(include_none=None) == darts.derive()
+    with pytest.raises(ValueError, match="include_none=True.*no 'none'"):
+        darts.derive(include_none=True)
+    nb201_space = create_search_space("nasbench201")
+    nb201 = create_supernet(nb201_space, num_classes=4, **TINY["nasbench201"])
+    with torch.no_grad():
+        nb201.alphas[:, 0] = 100.0  # ``none`` everywhere
+    assert nb201.derive(include_none=True).ops == ("none",) * 6
+    assert "none" not in nb201.derive(include_none=False).ops
+
+
+@pytest.mark.parametrize("space_name", ["darts", "nasbench201"])
+def test_supernet_has_the_skeleton_of_the_discrete_network(space_name: str) -> None:
+    space = create_search_space(space_name)
+    supernet = create_supernet(space, num_classes=4, **TINY[space_name])
+    arch = space.sample(np.random.default_rng(0))
+    network = space.build(arch, num_classes=4, **TINY[space_name])
+
+    def skeleton(net: torch.nn.Module) -> list[Any]:
+        # A DARTS cell knows whether it reduces; NB201 reduces between the stages.
+        cells = [getattr(c, "reduction", "Reduction" in type(c).__name__) for c in net.cells]
+        return [net.stem[0].weight.shape, cells, net.classifier.weight.shape]
+
+    assert skeleton(supernet) == skeleton(network)

@@ -10,9 +10,11 @@ import optuna
 import pytest
 import torch
 
+from optuna_nas.search_spaces import CellGraph
 from optuna_nas.search_spaces import SearchSpace
 from optuna_nas.search_spaces import create_search_space
 from optuna_nas.search_spaces import list_search_spaces
+from optuna_nas.visualization import cell_graphs
 
 
 # Small networks per space so the smoke tests stay fast; a space missing here is built with its
@@ -21,6 +23,11 @@ TINY_BUILD_KWARGS: dict[str, dict[str, Any]] = {
     "nasbench201": {"channels": 4, "cells_per_stage": 1},
     "darts": {"channels": 8, "layers": 3},
     "macro": {},
+}
+# Small supernets for the spaces that have one.
+TINY_SUPERNET_KWARGS: dict[str, dict[str, Any]] = {
+    "nasbench201": {"channels": 4, "cells_per_stage": 1},
+    "darts": {"channels": 4, "layers": 3},
 }
 SPACES = list_search_spaces()
 
@@ -157,3 +164,33 @@ def test_suggest_in_a_mixed_study_with_storage(name: str, tmp_path: Path) -> Non
         assert trial.state == optuna.trial.TrialState.COMPLETE
         assert set(trial.params) == {"lr"} | {d.name for d in space.decisions}
         assert space.to_string(space.from_params(trial.params)) == trial.user_attrs["arch"]
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_diagram_and_supernet_hooks_work_or_say_they_are_absent(name: str) -> None:
+    space = create_search_space(name)
+    arch = space.sample(np.random.default_rng(2))
+    try:
+        graphs = space.cell_graphs(arch)
+    except NotImplementedError as error:
+        assert repr(name) in str(error) and "cell_graphs" in str(error)
+    else:
+        assert graphs and all(isinstance(g, CellGraph) and g.title and g.nodes for g in graphs)
+        for graph in graphs:
+            nodes = range(len(graph.nodes))
+            assert all(a in nodes and b in nodes for a, b, _ in graph.edges)
+        assert cell_graphs(arch) == graphs  # found from the architecture (architecture_type)
+    if not space.has_supernet:
+        with pytest.raises(NotImplementedError, match=rf"{name!r}.*create_supernet"):
+            space.create_supernet(num_classes=3)
+        return
+    from optuna_nas.darts import Supernet  # the one-shot stack, imported only when needed
+    from optuna_nas.darts import create_supernet
+
+    torch.manual_seed(0)
+    supernet = create_supernet(space, num_classes=3, **TINY_SUPERNET_KWARGS.get(name, {}))
+    assert isinstance(supernet, Supernet)
+    assert supernet(torch.randn(2, 3, 16, 16)).shape == (2, 3)
+    derived = supernet.derive()
+    assert space.from_string(space.to_string(derived)) == derived
+    assert space.from_params(space.to_params(derived)) == derived
