@@ -14,6 +14,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from optuna_nas.trial_outcome import InvalidArchitectureError
+from optuna_nas.trial_outcome import invalid_architecture
+
 
 if TYPE_CHECKING:
     import optuna
@@ -129,8 +132,17 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
 
     # ----------------------------------------------------------------- shared behaviour
     def suggest(self, trial: optuna.Trial) -> ArchT:
-        """Suggest an architecture define-by-run: one ``suggest_categorical`` per decision."""
-        params = {d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions}
+        """Suggest an architecture define-by-run: one ``suggest_categorical`` per decision.
+
+        Raises:
+            InvalidArchitectureError: A value is not valid (e.g. an enqueued trial's).
+            ParameterConflictError: The study has a parameter of the same name with another
+                distribution (e.g. resumed with other operations).
+        """
+        with invalid_architecture():
+            params = {
+                d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions
+            }
         return self.from_params(params)
 
     def sample(self, rng: RandomGenerator) -> ArchT:
@@ -167,12 +179,12 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         values: dict[str, Any] = {}
         for decision in self.decisions:
             if decision.name not in params:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Parameter {decision.name!r} of search space {self.name!r} is missing."
                 )
             value = params[decision.name]
             if value not in decision.choices:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Parameter {decision.name!r} has value {value!r}, "
                     f"which is not one of {list(decision.choices)!r}."
                 )

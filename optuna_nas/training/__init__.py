@@ -13,6 +13,7 @@ from optuna_nas.training._module import ChildModule
 from optuna_nas.training._module import NonFiniteLossError
 from optuna_nas.training._module import split_logits
 from optuna_nas.training._objective import NASObjective
+from optuna_nas.trial_outcome import NonFiniteError
 
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "EmbeddedDataModule",
     "LearningCurveCallback",
     "NASObjective",
+    "NonFiniteError",
     "NonFiniteLossError",
     "RandomCropFlip",
     "count_flops",

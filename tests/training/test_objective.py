@@ -100,7 +100,10 @@ def test_failures_end_the_trial_not_the_study(
     study.optimize(objective, n_trials=2)
     failed, ok = study.trials
     assert failed.state == state
-    assert reason in failed.user_attrs["fail_reason"]
+    # A pruned trial says why in pruned_reason, a failed one in fail_reason (never both).
+    attr, other = ("pruned_reason", "fail_reason")[:: 1 if state == TrialState.PRUNED else -1]
+    assert reason in failed.user_attrs[attr]
+    assert other not in failed.user_attrs
     assert ok.state == TrialState.COMPLETE and 0.0 <= ok.value <= 1.0
     assert "fail_reason" not in ok.user_attrs
 
@@ -256,7 +259,7 @@ def test_rejects_bad_configuration(digits: EmbeddedDataModule) -> None:
 def test_ctrl_c_inside_lightning_becomes_keyboard_interrupt() -> None:
     import signal
 
-    from optuna_nas.training._trial_guard import restore_sigint
+    from optuna_nas.training._fit_context import restore_sigint
 
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
