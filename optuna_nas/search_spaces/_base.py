@@ -140,9 +140,7 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
                 distribution (e.g. resumed with other operations).
         """
         with invalid_architecture():
-            params = {
-                d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions
-            }
+            params = {d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions}
         return self.from_params(params)
 
     def sample(self, rng: RandomGenerator) -> ArchT:
