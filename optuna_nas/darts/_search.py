@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping
-import copy
 from dataclasses import dataclass
 from dataclasses import field
 import math
@@ -25,6 +24,7 @@ from optuna_nas.darts._supernet import create_supernet
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.training._fit_context import quiet_lightning
 from optuna_nas.training._fit_context import restore_sigint
+from optuna_nas.training._fit_context import trial_trainer_kwargs
 from optuna_nas.trial_outcome import TrialGuard
 from optuna_nas.trial_outcome import Verdict
 
@@ -316,21 +316,9 @@ class DartsSearch:
         return supernet.derive()
 
     def _make_trainer(self, callbacks: list[pl.Callback]) -> pl.Trainer:
-        kwargs: dict[str, Any] = {
-            "max_epochs": self.max_epochs,
-            "accelerator": "auto",
-            "devices": 1,
-            "logger": False,
-            "enable_checkpointing": False,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-        }
-        kwargs.update(self.trainer_kwargs)
-        # The user's callbacks are copied per search, so stateful ones start fresh each trial.
-        user_callbacks = copy.deepcopy(list(self.trainer_kwargs.get("callbacks", [])))
-        kwargs["callbacks"] = callbacks + user_callbacks
-        return pl.Trainer(**kwargs)
+        # The same Trainer defaults as NASObjective; trainer_kwargs may override max_epochs.
+        kwargs = {"max_epochs": self.max_epochs, **self.trainer_kwargs}
+        return pl.Trainer(**trial_trainer_kwargs(kwargs, callbacks))
 
     def run(self, trial: optuna.Trial) -> float:
         """Run the search in ``trial``; return the supernet's final validation accuracy.

@@ -1,18 +1,53 @@
-"""What every Lightning fit of a trial shares (``NASObjective`` and the DARTS search): quiet
-output and Ctrl+C handling. How the trial ends on an exception is
+"""What every Lightning fit of a trial shares (``NASObjective`` and the DARTS search): the
+Trainer defaults, quiet output and Ctrl+C handling. How the trial ends on an exception is
 :mod:`optuna_nas.trial_outcome`'s policy."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 import contextlib
+import copy
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
+from typing import Any
 import warnings
 
 
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
+#: The ``lightning.Trainer`` defaults of one trial.
+TRIAL_TRAINER_DEFAULTS: Mapping[str, Any] = {
+    "accelerator": "auto",
+    "devices": 1,
+    "enable_checkpointing": False,
+    "logger": False,
+    "enable_model_summary": False,
+    "enable_progress_bar": False,
+    # The same code validates every network: the sanity check would only cost time.
+    "num_sanity_val_steps": 0,
+}
+
+
+def trial_trainer_kwargs(
+    trainer_kwargs: Mapping[str, Any], callbacks: Sequence[pl.Callback]
+) -> dict[str, Any]:
+    """``lightning.Trainer`` arguments of one trial: the defaults, updated by ``trainer_kwargs``.
+
+    The callbacks are ``callbacks`` (the trial's own: pruning, recording) followed by fresh
+    deep copies of the user's ``trainer_kwargs["callbacks"]``, so that stateful ones (e.g.
+    ``EarlyStopping``) do not leak state from one trial into the next.
+    """
+    kwargs = {**TRIAL_TRAINER_DEFAULTS, **trainer_kwargs}
+    user_callbacks = copy.deepcopy(list(kwargs.pop("callbacks", None) or []))
+    kwargs["callbacks"] = [*callbacks, *user_callbacks]
+    return kwargs
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-import copy
 import math
 import time
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from optuna_nas.training._ddp import finish_fit
 from optuna_nas.training._ddp import pruned_if_decided
 from optuna_nas.training._fit_context import quiet_lightning
 from optuna_nas.training._fit_context import restore_sigint
+from optuna_nas.training._fit_context import trial_trainer_kwargs
 from optuna_nas.training._measure import COST_ATTRS
 from optuna_nas.training._measure import record_costs
 from optuna_nas.training._module import ChildModule
@@ -356,19 +356,7 @@ class NASObjective:
 
     def create_trainer(self, trial: optuna.Trial, callbacks: Sequence[pl.Callback]) -> pl.Trainer:
         """Create the Trainer of one trial; ``callbacks`` (pruning, curve) must be included."""
-        kwargs: dict[str, Any] = {
-            "accelerator": "auto",
-            "devices": 1,
-            "enable_checkpointing": False,
-            "logger": False,
-            "enable_model_summary": False,
-            "enable_progress_bar": False,
-            # The same code validates every child: the sanity check would only cost time.
-            "num_sanity_val_steps": 0,
-        }
-        kwargs.update(self.trainer_kwargs)
-        # Fresh copies per trial: stateful callbacks (e.g. EarlyStopping) must not leak state.
-        user_callbacks = copy.deepcopy(list(kwargs.pop("callbacks", None) or []))
+        kwargs = trial_trainer_kwargs(self.trainer_kwargs, callbacks)
         if self.csv_log_dir is not None:
             from lightning.pytorch.loggers import CSVLogger
 
@@ -376,9 +364,7 @@ class NASObjective:
             kwargs["logger"] = CSVLogger(
                 self.csv_log_dir, name=study_name, version=f"trial_{trial.number}"
             )
-        return pl.Trainer(
-            max_epochs=self.max_epochs, callbacks=[*callbacks, *user_callbacks], **kwargs
-        )
+        return pl.Trainer(max_epochs=self.max_epochs, **kwargs)
 
     # ------------------------------------------------------------------------ the trial
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
