@@ -66,7 +66,10 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
 
     Subclasses implement :attr:`decisions`, :meth:`from_params`, :meth:`to_params`,
     :meth:`to_string`, :meth:`from_string` and :meth:`build`. The default :meth:`suggest`,
-    :meth:`sample` and :meth:`mutate` work decision by decision.
+    :meth:`sample` and :meth:`mutate` work decision by decision. Invalid architectures,
+    parameters and strings raise :class:`~optuna_nas.InvalidArchitectureError` (a
+    ``ValueError``), which fails a trial instead of the study; invalid constructor or build
+    options (configuration errors) raise plain ``ValueError``.
 
     Example:
         .. code-block:: python
@@ -104,7 +107,8 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         trial.params)`` works in a study that also tunes other hyperparameters.
 
         Raises:
-            ValueError: A decision is missing or has a value outside its choices.
+            InvalidArchitectureError: A decision is missing or has a value outside its
+                choices.
         """
 
     @abc.abstractmethod
@@ -120,8 +124,8 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         """Parse a string made by :meth:`to_string`.
 
         Raises:
-            ValueError: The string is malformed, names an unknown operation or has the wrong
-                number of inputs; the message quotes the offending part.
+            InvalidArchitectureError: The string is malformed, names an unknown operation or
+                has the wrong number of inputs; the message quotes the offending part.
         """
 
     @abc.abstractmethod
