@@ -96,10 +96,10 @@ class NASObjective:
       or the input, not the architecture's quality. Samplers ignore failed trials.
 
     Configuration errors end the study instead of failing every trial alike: a study whose
-    directions contradict ``metric``, or a parameter suggested with another distribution than
-    the study recorded (e.g. a study resumed with other operations) raises
-    :class:`~optuna_nas.trial_outcome.ParameterConflictError`, naming the parameter and both
-    distributions. Any other exception propagates, as with any Optuna objective (pass
+    directions contradict ``metric`` raises ``ValueError``, and a parameter suggested with
+    another distribution than the study recorded (e.g. a study resumed with other operations)
+    raises :class:`~optuna_nas.trial_outcome.ParameterConflictError`, naming the parameter and
+    both distributions. Any other exception propagates, as with any Optuna objective (pass
     ``catch=`` to ``study.optimize`` if you want to continue after it).
 
     Data-parallel training of each trial (DDP): pass e.g. ``trainer_kwargs={"devices": 2,

@@ -237,6 +237,18 @@ def test_directions_are_explicit_for_a_metric_the_name_does_not_tell(
     assert "'val_f1' was not logged" in study.trials[0].user_attrs["fail_reason"]
 
 
+def test_known_direction_from_the_metric_name() -> None:
+    from optuna_nas.training import known_direction
+
+    assert [known_direction(m) for m in ("val_acc", "test_accuracy", "val_loss")] == [
+        "maximize",
+        "maximize",
+        "minimize",
+    ]
+    assert {known_direction(m) for m in ("n_params", "flops", "latency_ms")} == {"minimize"}
+    assert known_direction("val_f1") is None
+
+
 def test_directions_that_contradict_a_known_metric_are_rejected(
     digits: EmbeddedDataModule,
 ) -> None:
