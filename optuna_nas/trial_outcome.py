@@ -277,8 +277,9 @@ def invalid_architecture(*, build: bool = False) -> Iterator[None]:
     :class:`InvalidArchitectureError` (an :class:`ArchitectureBuildError` with ``build``).
 
     E.g. Optuna's ValueError for an enqueued value that is not among a decision's choices, or
-    a user-defined space that raises plain ``ValueError``s. A :class:`ParameterConflictError`
-    (a configuration error) passes through unchanged.
+    a user-defined space that raises plain ``ValueError``s. Configuration errors pass through:
+    a parameter suggested with another distribution than the study's (raised as
+    :class:`ParameterConflictError`) and a ``ValueError`` raised by the study's sampler.
     """
     target = ArchitectureBuildError if build else InvalidArchitectureError
     try:
@@ -287,9 +288,19 @@ def invalid_architecture(*, build: bool = False) -> Iterator[None]:
         conflict = parameter_conflict(error)
         if conflict is not None:
             raise conflict from (None if conflict is error else error)
-        if isinstance(error, target):
+        if isinstance(error, target) or _raised_by_sampler(error):
             raise
         raise target(str(error)) from error
+
+
+def _raised_by_sampler(error: BaseException) -> bool:
+    """Whether ``error`` was raised inside a method of an Optuna sampler."""
+    tb = error.__traceback__
+    while tb is not None:
+        if isinstance(tb.tb_frame.f_locals.get("self"), optuna.samplers.BaseSampler):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class TrialGuard:

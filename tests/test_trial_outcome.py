@@ -242,6 +242,23 @@ def test_invalid_architecture_wraps_value_errors_but_not_conflicts() -> None:
             raise KeyError("not a ValueError")
 
 
+def test_a_samplers_value_error_is_not_an_invalid_architecture() -> None:
+    class Broken(optuna.samplers.RandomSampler):
+        def sample_independent(self, *args: Any, **kwargs: Any) -> Any:
+            raise ValueError("this sampler needs reward_fn")
+
+    study = optuna.create_study(sampler=Broken())
+    space = create_search_space("nasbench201")
+    with pytest.raises(ValueError, match="reward_fn") as info:
+        space.suggest(study.ask())
+    assert not isinstance(info.value, InvalidArchitectureError)
+    # An enqueued value outside the choices is one.
+    study = optuna.create_study()
+    study.enqueue_trial({"nb201/edge_1_0": "conv_9x9"})
+    with pytest.raises(InvalidArchitectureError, match="conv_9x9"):
+        space.suggest(study.ask())
+
+
 # ---------------------------------------------------------------------------- configuration
 def test_a_resumed_study_with_other_operations_raises_naming_both_distributions() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
