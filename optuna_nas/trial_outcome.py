@@ -4,18 +4,18 @@ Every objective of the package (``NASObjective``, ``DartsSearch``, the NAS-Bench
 objectives) runs its trial inside a :class:`TrialGuard`, which asks :func:`classify` what an
 exception means:
 
-=====================================================  =======  ============================
-exception                                              outcome  user attribute
-=====================================================  =======  ============================
-``optuna.TrialPruned`` (the pruner decided)            PRUNE    ``pruned_reason``
-:class:`NonFiniteError` (NaN/inf loss or alphas)       PRUNE    ``pruned_reason``
-out of device memory                                   FAIL     ``fail_reason``
-:class:`InvalidArchitectureError` (and build errors)   FAIL     ``fail_reason``
-a DDP worker process killed by a signal                FAIL     ``fail_reason``
-an exception of a type in ``catch``                    FAIL     ``fail_reason``
-a parameter whose distribution differs from the study  RAISE    (:class:`ParameterConflictError`)
-``KeyboardInterrupt`` and every other exception        RAISE
-=====================================================  =======  ============================
+====================================================  =======  =================================
+exception                                             outcome  user attribute
+====================================================  =======  =================================
+``optuna.TrialPruned`` (the pruner decided)           PRUNE    ``pruned_reason``
+:class:`NonFiniteError` (NaN/inf loss or alphas)      PRUNE    ``pruned_reason``
+out of device memory                                  FAIL     ``fail_reason``
+:class:`InvalidArchitectureError` (and build errors)  FAIL     ``fail_reason``
+a DDP worker process killed by a signal               FAIL     ``fail_reason``
+an exception of a type in ``catch``                   FAIL     ``fail_reason``
+a parameter with another distribution than before     RAISE    (:class:`ParameterConflictError`)
+``KeyboardInterrupt`` and every other exception       RAISE    (the exception propagates)
+====================================================  =======  =================================
 
 PRUNE raises :class:`optuna.TrialPruned`; FAIL makes the objective return NaN, which Optuna
 records as a failed trial without stopping the study; RAISE lets the exception end
