@@ -25,6 +25,7 @@ from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.training._fit_context import quiet_lightning
 from optuna_nas.training._fit_context import restore_sigint
 from optuna_nas.training._fit_context import trial_trainer_kwargs
+from optuna_nas.trial_outcome import Outcome
 from optuna_nas.trial_outcome import TrialGuard
 from optuna_nas.trial_outcome import Verdict
 
@@ -330,7 +331,8 @@ class DartsSearch:
         self.result = result
 
         def record(verdict: Verdict) -> None:
-            result.fail_reason = verdict.reason
+            if verdict.outcome is not Outcome.RAISE and verdict.cause != "pruner":
+                result.fail_reason = verdict.reason  # it failed or diverged
 
         guard = TrialGuard(trial, on_outcome=record)
         with guard:
