@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import subprocess
 import sys
 from typing import Any
@@ -260,8 +261,12 @@ def test_a_samplers_value_error_is_not_an_invalid_architecture() -> None:
 
 
 # ---------------------------------------------------------------------------- configuration
-def test_a_resumed_study_with_other_operations_raises_naming_both_distributions() -> None:
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
+@pytest.mark.parametrize("storage", ["memory", "sqlite"])
+def test_a_resumed_study_with_other_operations_raises_naming_both_distributions(
+    storage: str, tmp_path: Path
+) -> None:
+    url = None if storage == "memory" else f"sqlite:///{tmp_path}/resumed.db"
+    study = optuna.create_study(storage=url, sampler=optuna.samplers.RandomSampler(0))
     space = create_search_space("nasbench201")
     study.optimize(lambda t: float(len(space.suggest(t).ops)), n_trials=2)
     other = create_search_space("nasbench201", operations=["none", "skip_connect"])
