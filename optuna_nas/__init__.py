@@ -15,6 +15,8 @@ from optuna_nas.training import ChildModule
 from optuna_nas.training import CIFAR10DataModule
 from optuna_nas.training import EmbeddedDataModule
 from optuna_nas.training import NASObjective
+from optuna_nas.trial_outcome import InvalidArchitectureError
+from optuna_nas.trial_outcome import NonFiniteError
 
 
 __version__ = "0.1.0"
@@ -23,7 +25,9 @@ __all__ = [
     "CIFAR10DataModule",
     "ChildModule",
     "EmbeddedDataModule",
+    "InvalidArchitectureError",
     "NASObjective",
+    "NonFiniteError",
     "SearchSpace",
     "__version__",
     "create_search_space",

@@ -16,6 +16,7 @@ import numpy as np
 from optuna_nas.benchmarks._data import resolve_data_dir
 from optuna_nas.search_spaces._nasbench201 import NASBench201SearchSpace
 from optuna_nas.search_spaces._nasbench201 import NB201Cell
+from optuna_nas.trial_outcome import TrialGuard
 
 
 if TYPE_CHECKING:
@@ -400,7 +401,9 @@ class NB201Objective:
         return row, true_accuracy + noise
 
     def __call__(self, trial: optuna.Trial) -> float:
-        return self._evaluate(trial)[1]
+        with TrialGuard(trial):
+            return self._evaluate(trial)[1]
+        return math.nan  # e.g. an enqueued cell outside the space: this trial FAILs
 
     def __repr__(self) -> str:
         return (
@@ -433,10 +436,12 @@ class NB201MultiObjective(NB201Objective):
         self._costs = bench._hardware_column(metric)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:  # type: ignore[override]
-        row, signal = self._evaluate(trial)
-        cost = float(self._costs[row])
-        trial.set_user_attr(self.metric, cost)
-        return signal, cost
+        with TrialGuard(trial, n_values=2):
+            row, signal = self._evaluate(trial)
+            cost = float(self._costs[row])
+            trial.set_user_attr(self.metric, cost)
+            return signal, cost
+        return math.nan, math.nan
 
     def __repr__(self) -> str:
         return (

@@ -18,6 +18,8 @@ import optuna
 
 from optuna_nas.benchmarks._data import resolve_data_dir
 from optuna_nas.search_spaces._darts import PRIMITIVES
+from optuna_nas.trial_outcome import InvalidArchitectureError
+from optuna_nas.trial_outcome import TrialGuard
 
 
 if TYPE_CHECKING:
@@ -51,21 +53,22 @@ def to_nb301_config(genotype: Any) -> dict[str, str]:
             ``normal_concat``, ``reduce`` and ``reduce_concat``).
 
     Raises:
-        ValueError: The genotype is outside NAS-Bench-301's space: not 4 intermediate nodes, an
-            operation NAS-Bench-301 lacks, not all nodes concatenated, or a node whose two
-            inputs are the same (NAS-Bench-301 needs two distinct inputs per node).
+        InvalidArchitectureError: The genotype is outside NAS-Bench-301's space (a
+            ``ValueError``): not 4 intermediate nodes, an operation NAS-Bench-301 lacks, not
+            all nodes concatenated, or a node whose two inputs are the same (NAS-Bench-301
+            needs two distinct inputs per node).
     """
     config: dict[str, str] = {}
     for cell in ("normal", "reduce"):
         pairs = list(getattr(genotype, cell))
         concat = list(getattr(genotype, f"{cell}_concat"))
         if len(pairs) != 2 * _NUM_NODES:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"NAS-Bench-301 cells have {_NUM_NODES} intermediate nodes; the {cell} cell has "
                 f"{len(pairs)} (operation, input) pairs instead of {2 * _NUM_NODES}."
             )
         if concat != list(range(2, 2 + _NUM_NODES)):
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"NAS-Bench-301 concatenates all intermediate nodes [2, 3, 4, 5]; "
                 f"{cell}_concat is {concat!r}."
             )
@@ -74,12 +77,12 @@ def to_nb301_config(genotype: Any) -> dict[str, str]:
             (op_a, in_a), (op_b, in_b) = pairs[position], pairs[position + 1]
             for op in (op_a, op_b):
                 if op not in NB301_OPERATIONS:
-                    raise ValueError(
+                    raise InvalidArchitectureError(
                         f"Operation {op!r} of the {cell} cell is not in NAS-Bench-301 "
                         f"({list(NB301_OPERATIONS)!r})."
                     )
             if in_a == in_b:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Node {node} of the {cell} cell reads input {in_a} twice; NAS-Bench-301 "
                     "needs two distinct inputs per node."
                 )
@@ -87,7 +90,9 @@ def to_nb301_config(genotype: Any) -> dict[str, str]:
             offset = (node - 1) * node // 2 - 1
             for op, source in ((op_a, in_a), (op_b, in_b)):
                 if not 0 <= source < node:
-                    raise ValueError(f"Node {node} of the {cell} cell reads node {source}.")
+                    raise InvalidArchitectureError(
+                        f"Node {node} of the {cell} cell reads node {source}."
+                    )
                 config[f"{_PREFIX}edge_{cell}_{offset + source}"] = op
             if node > 2:  # node 2 always reads inputs 0 and 1
                 low, high = sorted((in_a, in_b))
@@ -225,15 +230,17 @@ class NB301Objective:
         self.space = space
 
     def __call__(self, trial: optuna.Trial) -> float:
+        guard = TrialGuard(trial)
+        with guard:
+            return self._evaluate(trial)
+        # Outside NB301 (a node reading one input twice, possible only in a
+        # distinct_inputs=False space): this trial FAILs, not the study.
+        return float("nan")
+
+    def _evaluate(self, trial: optuna.Trial) -> float:
         genotype = self.space.suggest(trial)
         trial.set_user_attr("arch", self.space.to_string(genotype))
-        try:
-            curve = self.bench.learning_curve(genotype, self.max_epochs)
-        except ValueError as e:
-            # Outside NB301 (a node reading one input twice, possible only in a
-            # distinct_inputs=False space): fail this trial, not the study.
-            trial.set_user_attr("fail_reason", str(e))
-            return float("nan")
+        curve = self.bench.learning_curve(genotype, self.max_epochs)
         for epoch, accuracy in enumerate(curve, start=1):
             trial.report(float(accuracy), epoch)
             if trial.should_prune():

@@ -14,7 +14,6 @@ from optuna_nas.darts._derive import derive_darts_genotype
 from optuna_nas.darts._derive import derive_nb201_cell
 from optuna_nas.darts._mixed_op import MixedOp
 from optuna_nas.darts._module import DartsModule
-from optuna_nas.darts._module import NonFiniteError
 from optuna_nas.darts._module import cosine_lr
 from optuna_nas.darts._search import DartsSearch
 from optuna_nas.darts._search import DartsSearchResult
@@ -24,6 +23,7 @@ from optuna_nas.darts._supernet import DartsSupernet
 from optuna_nas.darts._supernet import NB201Supernet
 from optuna_nas.darts._supernet import Supernet
 from optuna_nas.darts._supernet import create_supernet
+from optuna_nas.trial_outcome import NonFiniteError
 
 
 __all__ = [

@@ -12,10 +12,7 @@ import torch.nn.functional as F
 
 from optuna_nas.darts._architect import Architect
 from optuna_nas.darts._supernet import Supernet
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or the architecture parameters became NaN or infinite during the search."""
+from optuna_nas.trial_outcome import NonFiniteError
 
 
 def cosine_lr(epoch: int, *, lr: float, lr_min: float, max_epochs: int) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping
-import copy
 from dataclasses import dataclass
 from dataclasses import field
 import math
@@ -19,13 +18,15 @@ from optuna_nas.darts._data import DartsDataModule
 from optuna_nas.darts._data import DataSource
 from optuna_nas.darts._derive import count_skip_connections
 from optuna_nas.darts._module import DartsModule
-from optuna_nas.darts._module import NonFiniteError
 from optuna_nas.darts._supernet import Supernet
 from optuna_nas.darts._supernet import create_supernet
 from optuna_nas.search_spaces._base import SearchSpace
-from optuna_nas.training._trial_guard import is_out_of_memory
-from optuna_nas.training._trial_guard import quiet_lightning
-from optuna_nas.training._trial_guard import restore_sigint
+from optuna_nas.training._fit_context import quiet_lightning
+from optuna_nas.training._fit_context import restore_sigint
+from optuna_nas.training._fit_context import trial_trainer_kwargs
+from optuna_nas.trial_outcome import Outcome
+from optuna_nas.trial_outcome import TrialGuard
+from optuna_nas.trial_outcome import Verdict
 
 
 DeriveFn = Callable[[Supernet], Any]
@@ -205,10 +206,11 @@ class DartsSearch:
     other strategies' trials. The search trial returns the supernet's final validation accuracy
     (not comparable with a re-trained network's; filter on the ``source`` attribute).
 
-    Failures end the trial, never the study, with the user attribute ``fail_reason``, as in
-    ``NASObjective``: NaN/inf losses or alphas PRUNE the trial (divergence says something about
-    the DARTS hyperparameters that a sampler can learn from); out of memory FAILs it (the
-    search returns NaN).
+    Failures end the trial, never the study, by the same policy as ``NASObjective``
+    (:mod:`optuna_nas.trial_outcome`): NaN/inf losses or alphas PRUNE the trial with the user
+    attribute ``pruned_reason`` (divergence says something about the DARTS hyperparameters
+    that a sampler can learn from); out of memory FAILs it with ``fail_reason`` (the search
+    returns NaN). The reason is also in ``result.fail_reason``.
 
     Collapse remedies (both off by default, so the default is DARTS as published):
     ``early_stop_skip_connections=2`` is DARTS+ (:class:`SkipConnectionEarlyStopping`);
@@ -313,27 +315,9 @@ class DartsSearch:
         return supernet.derive(include_none=self.include_none)
 
     def _make_trainer(self, callbacks: list[pl.Callback]) -> pl.Trainer:
-        kwargs: dict[str, Any] = {
-            "max_epochs": self.max_epochs,
-            "accelerator": "auto",
-            "devices": 1,
-            "logger": False,
-            "enable_checkpointing": False,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-        }
-        kwargs.update(self.trainer_kwargs)
-        # The user's callbacks are copied per search, so stateful ones start fresh each trial.
-        user_callbacks = copy.deepcopy(list(self.trainer_kwargs.get("callbacks", [])))
-        kwargs["callbacks"] = callbacks + user_callbacks
-        return pl.Trainer(**kwargs)
-
-    def _fail(self, trial: optuna.Trial, result: DartsSearchResult, reason: str) -> float:
-        result.fail_reason = reason
-        trial.set_user_attr("fail_reason", reason)
-        self.result = result
-        return math.nan
+        # The same Trainer defaults as NASObjective; trainer_kwargs may override max_epochs.
+        kwargs = {"max_epochs": self.max_epochs, **self.trainer_kwargs}
+        return pl.Trainer(**trial_trainer_kwargs(kwargs, callbacks))
 
     def run(self, trial: optuna.Trial) -> float:
         """Run the search in ``trial``; return the supernet's final validation accuracy.
@@ -341,8 +325,20 @@ class DartsSearch:
         Raises:
             optuna.TrialPruned: The study's pruner stopped the search, or it diverged.
         """
-        start = time.perf_counter()
         result = DartsSearchResult()
+        self.result = result
+
+        def record(verdict: Verdict) -> None:
+            if verdict.outcome is not Outcome.RAISE and verdict.cause != "pruner":
+                result.fail_reason = verdict.reason  # it failed or diverged
+
+        guard = TrialGuard(trial, on_outcome=record)
+        with guard:
+            return self._search(trial, result, guard)
+        return guard.fail_value  # type: ignore[return-value]
+
+    def _search(self, trial: optuna.Trial, result: DartsSearchResult, guard: TrialGuard) -> float:
+        start = time.perf_counter()
         trial.set_user_attr("source", "darts_search")
         if self.seed is not None:
             pl.seed_everything(self.seed, verbose=False)
@@ -374,25 +370,19 @@ class DartsSearch:
         result.supernet = supernet
         result.history = recorder.history
         self.result = result  # partial results stay readable if the trial is pruned
-        # The same helpers as NASObjective, so both objectives fail, log and stop alike.
+        # The same helpers and guard as NASObjective, so both objectives end, log and stop
+        # alike.
         try:
             with quiet_lightning(not self.verbose), restore_sigint():
                 trainer = self._make_trainer(callbacks)
                 trainer.fit(module, datamodule=dm, ckpt_path=self.ckpt_path)
             if isinstance(trial, optuna.Trial):
                 pruning.check_pruned()  # only does something under DDP
-        except NonFiniteError as error:
-            self._fail(trial, result, str(error))
-            raise optuna.TrialPruned(str(error)) from None
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            return self._fail(trial, result, f"Out of memory ({type(error).__name__}): {error}")
         finally:
             result.seconds = time.perf_counter() - start
         val_acc = trainer.callback_metrics.get("val_acc")
         if val_acc is None:
-            return self._fail(trial, result, "no validation accuracy was logged")
+            return guard.fail("no validation accuracy was logged")  # type: ignore[return-value]
         arch = self.derive(supernet)
         result.arch = arch
         result.arch_string = self.space.to_string(arch)

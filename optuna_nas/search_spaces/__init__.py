@@ -25,6 +25,7 @@ from optuna_nas.search_spaces._ops import NB201_OPS
 from optuna_nas.search_spaces._registry import create_search_space
 from optuna_nas.search_spaces._registry import list_search_spaces
 from optuna_nas.search_spaces._registry import register_search_space
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Decision",
     "ENAS",
     "Genotype",
+    "InvalidArchitectureError",
     "MacroArchitecture",
     "MacroLayer",
     "MacroNetwork",

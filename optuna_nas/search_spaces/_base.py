@@ -18,6 +18,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from optuna_nas.trial_outcome import InvalidArchitectureError
+from optuna_nas.trial_outcome import invalid_architecture
+
 
 if TYPE_CHECKING:
     import optuna
@@ -112,7 +115,10 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
     :meth:`build`. The default :meth:`suggest`, :meth:`sample` and :meth:`mutate` work decision
     by decision. Two optional hooks plug a space into the rest of the package:
     :meth:`create_supernet` (one-shot DARTS search) and :meth:`cell_graphs` (cell diagrams); a
-    space without them says so with ``NotImplementedError``.
+    space without them says so with ``NotImplementedError``. Invalid architectures,
+    parameters and strings raise :class:`~optuna_nas.InvalidArchitectureError` (a
+    ``ValueError``), which fails a trial instead of the study; invalid constructor or build
+    options (configuration errors) raise plain ``ValueError``.
 
     Example:
         .. code-block:: python
@@ -159,7 +165,8 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         trial.params)`` works in a study that also tunes other hyperparameters.
 
         Raises:
-            ValueError: A decision is missing or has a value outside its choices.
+            InvalidArchitectureError: A decision is missing or has a value outside its
+                choices.
         """
 
     @abc.abstractmethod
@@ -175,8 +182,8 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         """Parse a string made by :meth:`to_string`.
 
         Raises:
-            ValueError: The string is malformed, names an unknown operation or has the wrong
-                number of inputs; the message quotes the offending part.
+            InvalidArchitectureError: The string is malformed, names an unknown operation or
+                has the wrong number of inputs; the message quotes the offending part.
         """
 
     @abc.abstractmethod
@@ -229,8 +236,15 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
 
     # ----------------------------------------------------------------- shared behaviour
     def suggest(self, trial: optuna.Trial) -> ArchT:
-        """Suggest an architecture define-by-run: one ``suggest_categorical`` per decision."""
-        params = {d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions}
+        """Suggest an architecture define-by-run: one ``suggest_categorical`` per decision.
+
+        Raises:
+            InvalidArchitectureError: A value is not valid (e.g. an enqueued trial's).
+            ParameterConflictError: The study has a parameter of the same name with another
+                distribution (e.g. resumed with other operations).
+        """
+        with invalid_architecture():
+            params = {d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions}
         return self.from_params(params)
 
     def sample(self, rng: RandomGenerator) -> ArchT:
@@ -267,12 +281,12 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
         values: dict[str, Any] = {}
         for decision in self.decisions:
             if decision.name not in params:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Parameter {decision.name!r} of search space {self.name!r} is missing."
                 )
             value = params[decision.name]
             if value not in decision.choices:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Parameter {decision.name!r} has value {value!r}, "
                     f"which is not one of {list(decision.choices)!r}."
                 )

@@ -39,6 +39,7 @@ from optuna_nas.search_spaces._ops import DARTS_OPS
 from optuna_nas.search_spaces._ops import FactorizedReduce
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 if TYPE_CHECKING:
@@ -64,13 +65,13 @@ _FIELDS: tuple[str, ...] = ("normal", "normal_concat", "reduce", "reduce_concat"
 def _normalize_cell(field: str, pairs: Any) -> tuple[tuple[str, int], ...]:
     """Validate a cell's ``(operation, input_index)`` pairs and return them as tuples."""
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
-        raise ValueError(
+        raise InvalidArchitectureError(
             f"Genotype field {field!r} must be a list of (operation, input_index) pairs, "
             f"got {pairs!r}."
         )
     items = list(pairs)
     if not items or len(items) % 2:
-        raise ValueError(
+        raise InvalidArchitectureError(
             f"Genotype field {field!r} must list exactly two (operation, input_index) pairs per "
             f"intermediate node, got {len(items)} pair(s): {items!r}."
         )
@@ -79,16 +80,18 @@ def _normalize_cell(field: str, pairs: Any) -> tuple[tuple[str, int], ...]:
         node = 2 + position // 2
         where = f"{field}[{position}] (node {node}, input {position % 2})"
         if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise ValueError(f"{where} must be an (operation, input_index) pair, got {pair!r}.")
+            raise InvalidArchitectureError(
+                f"{where} must be an (operation, input_index) pair, got {pair!r}."
+            )
         op, index = pair
         if not isinstance(op, str) or op not in DARTS_OPS:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Unknown operation {op!r} at {where}; expected one of {sorted(DARTS_OPS)!r}."
             )
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise ValueError(f"Input index {index!r} at {where} must be an int.")
+            raise InvalidArchitectureError(f"Input index {index!r} at {where} must be an int.")
         if not 0 <= index < node:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Input index {int(index)} at {where} does not point at an earlier node: node "
                 f"{node} reads the cell inputs (0, 1) or earlier nodes, i.e. 0..{node - 1}."
             )
@@ -99,21 +102,23 @@ def _normalize_cell(field: str, pairs: Any) -> tuple[tuple[str, int], ...]:
 def _normalize_concat(field: str, concat: Any, num_nodes: int) -> tuple[int, ...]:
     """Validate the concatenated intermediate nodes of a cell (a list or a ``range``)."""
     if isinstance(concat, (str, bytes)) or not isinstance(concat, Iterable):
-        raise ValueError(
+        raise InvalidArchitectureError(
             f"Genotype field {field!r} must be a list of node indices, got {concat!r}."
         )
     nodes = list(concat)
     valid = range(2, 2 + num_nodes)
     for node in nodes:
         if isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, np.integer)):
-            raise ValueError(f"Node {node!r} in {field} must be an int.")
+            raise InvalidArchitectureError(f"Node {node!r} in {field} must be an int.")
         if node not in valid:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Node {int(node)} in {field} is not an intermediate node of the cell "
                 f"(expected {valid.start}..{valid.stop - 1})."
             )
     if not nodes or len(set(nodes)) != len(nodes):
-        raise ValueError(f"{field} must list distinct intermediate nodes, got {nodes!r}.")
+        raise InvalidArchitectureError(
+            f"{field} must list distinct intermediate nodes, got {nodes!r}."
+        )
     return tuple(int(node) for node in nodes)
 
 
@@ -207,7 +212,7 @@ def _as_genotype(arch: Any) -> Genotype:
         return arch
     if all(hasattr(arch, field) for field in _FIELDS):
         return Genotype(*(getattr(arch, field) for field in _FIELDS))
-    raise ValueError(f"Expected a Genotype, got {arch!r}.")
+    raise InvalidArchitectureError(f"Expected a Genotype, got {arch!r}.")
 
 
 def _literal(node: ast.expr, what: str, text: str) -> Any:
@@ -222,12 +227,12 @@ def _literal(node: ast.expr, what: str, text: str) -> Any:
     ):
         nodes = range(*(a.value for a in node.args))  # type: ignore[attr-defined]
         if len(nodes) > 1000:  # a concat is a few nodes; don't materialise huge ranges
-            raise ValueError(f"{what} {nodes!r} is too long.")
+            raise InvalidArchitectureError(f"{what} {nodes!r} is too long.")
         return list(nodes)
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise ValueError(
+        raise InvalidArchitectureError(
             f"Malformed {what} {ast.get_source_segment(text, node) or ast.dump(node)!r}: "
             "expected a literal list (or range(...) for a concat)."
         ) from None
@@ -258,36 +263,40 @@ def parse_genotype(text: str) -> Genotype:
             assert parse_genotype(str(NASNET_A)) == NASNET_A
     """
     if not isinstance(text, str):
-        raise ValueError(f"A genotype string must be a str, got {text!r}.")
+        raise InvalidArchitectureError(f"A genotype string must be a str, got {text!r}.")
     source = text.strip()
     try:
         tree = ast.parse(source, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
-        raise ValueError(f"Malformed genotype string {text!r}: {error}.") from None
+        raise InvalidArchitectureError(f"Malformed genotype string {text!r}: {error}.") from None
     call = tree.body
     func = call.func if isinstance(call, ast.Call) else None
     name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
     if not isinstance(call, ast.Call) or name != "Genotype":
-        raise ValueError(
+        raise InvalidArchitectureError(
             f"Malformed genotype string {text!r}: expected 'Genotype(normal=[...], "
             "normal_concat=[...], reduce=[...], reduce_concat=[...])'."
         )
     if any(isinstance(arg, ast.Starred) for arg in call.args) or len(call.args) > len(_FIELDS):
-        raise ValueError(f"Malformed genotype string {text!r}: too many positional fields.")
+        raise InvalidArchitectureError(
+            f"Malformed genotype string {text!r}: too many positional fields."
+        )
     values: dict[str, Any] = {}
     for field, arg in zip(_FIELDS, call.args):
         values[field] = _literal(arg, field, source)
     for keyword in call.keywords:
         if keyword.arg not in _FIELDS:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Unknown genotype field {keyword.arg!r} in {text!r}; expected {list(_FIELDS)!r}."
             )
         if keyword.arg in values:
-            raise ValueError(f"Genotype field {keyword.arg!r} is given twice in {text!r}.")
+            raise InvalidArchitectureError(
+                f"Genotype field {keyword.arg!r} is given twice in {text!r}."
+            )
         values[keyword.arg] = _literal(keyword.value, keyword.arg, source)
     missing = [field for field in _FIELDS if field not in values]
     if missing:
-        raise ValueError(f"Genotype string {text!r} lacks the field(s) {missing!r}.")
+        raise InvalidArchitectureError(f"Genotype string {text!r} lacks the field(s) {missing!r}.")
     return Genotype(**values)
 
 
@@ -881,21 +890,21 @@ class DartsSearchSpace(SearchSpace[Genotype]):
         for cell in _CELLS:
             pairs = getattr(genotype, cell)
             if len(pairs) != 2 * self.num_nodes:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Genotype {genotype} is outside this search space: its {cell} cell has "
                     f"{len(pairs) // 2} intermediate nodes, the space has {self.num_nodes}. "
                     "parse_genotype and build accept it."
                 )
             bad = sorted({op for op, _ in pairs if op not in self.operations})
             if bad:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Genotype {genotype} is outside this search space: operation(s) {bad!r} "
                     f"in its {cell} cell are not in {list(self.operations)!r}. "
                     "parse_genotype and build accept it."
                 )
             concat = getattr(genotype, f"{cell}_concat")
             if concat != self._concat:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Genotype {genotype} is outside this search space: {cell}_concat is "
                     f"{list(concat)!r}, the space concatenates all nodes {list(self._concat)!r}."
                 )
@@ -905,7 +914,7 @@ class DartsSearchSpace(SearchSpace[Genotype]):
             for position in range(0, len(pairs), 2):
                 index = pairs[position][1]
                 if index == pairs[position + 1][1]:
-                    raise ValueError(
+                    raise InvalidArchitectureError(
                         f"Genotype {genotype} is outside this search space: node "
                         f"{2 + position // 2} of its {cell} cell reads input {index} twice, "
                         "the space needs two distinct inputs per node (as DARTS and "

@@ -16,6 +16,7 @@ from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
 from optuna_nas.search_spaces._registry import register_search_space
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 _LAYER_RE = re.compile(
@@ -51,20 +52,24 @@ class MacroLayer:
         for field in ("filter_height", "filter_width", "num_filters"):
             value = getattr(self, field)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"{field} must be a positive int, got {value!r}.")
+                raise InvalidArchitectureError(f"{field} must be a positive int, got {value!r}.")
             object.__setattr__(self, field, int(value))
         for field in ("filter_height", "filter_width"):
             if getattr(self, field) % 2 == 0:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"{field} must be odd so that 'same' padding is exact, "
                     f"got {getattr(self, field)!r}."
                 )
         skips = tuple(self.skip_from)
         if not all(_is_int(j) and j >= 0 for j in skips):
-            raise ValueError(f"skip_from must hold non-negative ints, got {self.skip_from!r}.")
+            raise InvalidArchitectureError(
+                f"skip_from must hold non-negative ints, got {self.skip_from!r}."
+            )
         skips = tuple(int(j) for j in skips)
         if list(skips) != sorted(set(skips)):
-            raise ValueError(f"skip_from must be ascending without repeats, got {skips!r}.")
+            raise InvalidArchitectureError(
+                f"skip_from must be ascending without repeats, got {skips!r}."
+            )
         object.__setattr__(self, "skip_from", skips)
 
 
@@ -95,13 +100,13 @@ class MacroArchitecture:
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
         if not layers:
-            raise ValueError("A macro architecture needs at least one layer.")
+            raise InvalidArchitectureError("A macro architecture needs at least one layer.")
         for i, layer in enumerate(layers):
             if not isinstance(layer, MacroLayer):
-                raise ValueError(f"Layer {i} must be a MacroLayer, got {layer!r}.")
+                raise InvalidArchitectureError(f"Layer {i} must be a MacroLayer, got {layer!r}.")
             bad = [j for j in layer.skip_from if j >= i - 1]
             if bad:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Layer {i} cannot skip from layer(s) {bad!r}: skip sources must be earlier "
                     f"than its previous layer {i - 1}, which always feeds it."
                 )
@@ -298,7 +303,7 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
                 values[decision.name] = bool(value)
             elif not _is_int(value):
                 # ``True in (1, 3)`` holds in Python; refuse it rather than read it as 1.
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Parameter {decision.name!r} has value {value!r}, which is not one of "
                     f"{list(decision.choices)!r}."
                 )
@@ -337,10 +342,12 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
 
     def from_string(self, text: str) -> MacroArchitecture:
         if not isinstance(text, str):
-            raise ValueError(f"A macro architecture string must be a str, got {text!r}.")
+            raise InvalidArchitectureError(
+                f"A macro architecture string must be a str, got {text!r}."
+            )
         parts = text.strip().split("|")
         if len(parts) != self.num_layers:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Macro string {text!r} has {len(parts)} layer(s) separated by '|'; this space "
                 f"has {self.num_layers}."
             )
@@ -348,34 +355,36 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
         for i, part in enumerate(parts):
             match = _LAYER_RE.fullmatch(part)
             if match is None:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Malformed layer {part!r} in {text!r}: expected "
                     f"'L{i}:<height>x<width>x<filters>' optionally followed by '<j,k,...'."
                 )
             if int(match["index"]) != i:
-                raise ValueError(f"Layer {part!r} in {text!r} is at position {i}; expected L{i}.")
+                raise InvalidArchitectureError(
+                    f"Layer {part!r} in {text!r} is at position {i}; expected L{i}."
+                )
             height, width = int(match["height"]), int(match["width"])
             filters = int(match["filters"])
             for what, value in (("filter height", height), ("filter width", width)):
                 if value not in self.filter_sizes:
-                    raise ValueError(
+                    raise InvalidArchitectureError(
                         f"Unknown {what} {value} in layer {part!r} of {text!r}; expected one of "
                         f"{list(self.filter_sizes)!r}."
                     )
             if filters not in self.num_filters:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Unknown number of filters {filters} in layer {part!r} of {text!r}; "
                     f"expected one of {list(self.num_filters)!r}."
                 )
             skips = tuple(int(j) for j in match["skips"].split(",")) if match["skips"] else ()
             if list(skips) != sorted(set(skips)):
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Skip sources in layer {part!r} of {text!r} must be ascending without "
                     "repeats."
                 )
             bad = [j for j in skips if j >= i - 1]
             if bad:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Layer {part!r} of {text!r} cannot skip from layer(s) {bad!r}: sources must "
                     f"be < {max(i - 1, 0)} (the previous layer always feeds it)."
                 )
@@ -416,9 +425,9 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
 
     def _check(self, arch: MacroArchitecture) -> None:
         if not isinstance(arch, MacroArchitecture):
-            raise ValueError(f"Expected a MacroArchitecture, got {arch!r}.")
+            raise InvalidArchitectureError(f"Expected a MacroArchitecture, got {arch!r}.")
         if arch.num_layers != self.num_layers:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"The architecture has {arch.num_layers} layers; this space has {self.num_layers}."
             )
         for i, layer in enumerate(arch.layers):
@@ -428,7 +437,7 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
                 ("num_filters", layer.num_filters, self.num_filters),
             ):
                 if value not in choices:
-                    raise ValueError(
+                    raise InvalidArchitectureError(
                         f"Layer {i} has {what}={value!r}, which is not one of {list(choices)!r}."
                     )
 

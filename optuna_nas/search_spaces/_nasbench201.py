@@ -20,6 +20,7 @@ from optuna_nas.search_spaces._base import check_build_options
 from optuna_nas.search_spaces._ops import NB201_OPS
 from optuna_nas.search_spaces._ops import ReLUConvBN
 from optuna_nas.search_spaces._registry import register_search_space
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 if TYPE_CHECKING:
@@ -54,10 +55,12 @@ class NB201Cell:
         # Store a tuple even when given a list, so cells are hashable and compare by value.
         object.__setattr__(self, "ops", tuple(self.ops))
         if len(self.ops) != len(EDGES):
-            raise ValueError(f"A NAS-Bench-201 cell has {len(EDGES)} edges, got {len(self.ops)}.")
+            raise InvalidArchitectureError(
+                f"A NAS-Bench-201 cell has {len(EDGES)} edges, got {len(self.ops)}."
+            )
         for op in self.ops:
             if op not in NB201_OPERATIONS:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Unknown NAS-Bench-201 operation {op!r}; expected one of "
                     f"{list(NB201_OPERATIONS)!r}."
                 )
@@ -243,33 +246,33 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
 
     def from_string(self, text: str) -> NB201Cell:
         if not isinstance(text, str):
-            raise ValueError(f"A NAS-Bench-201 string must be a str, got {text!r}.")
+            raise InvalidArchitectureError(f"A NAS-Bench-201 string must be a str, got {text!r}.")
         node_texts = text.strip().split("+")
         if len(node_texts) != _NUM_NODES - 1:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Malformed NAS-Bench-201 string {text!r}: expected {_NUM_NODES - 1} nodes "
                 f"separated by '+', got {len(node_texts)}."
             )
         ops: dict[tuple[int, int], str] = {}
         for to_node, node_text in enumerate(node_texts, start=1):
             if len(node_text) < 2 or node_text[0] != "|" or node_text[-1] != "|":
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Malformed NAS-Bench-201 node {node_text!r} in {text!r}: expected '|op~j|'."
                 )
             edges = node_text[1:-1].split("|")
             if len(edges) != to_node:
-                raise ValueError(
+                raise InvalidArchitectureError(
                     f"Node {to_node} of {text!r} must have {to_node} input(s), got {len(edges)}: "
                     f"{node_text!r}."
                 )
             for from_node, edge in enumerate(edges):
                 op, sep, source = edge.partition("~")
                 if not sep or source != str(from_node):
-                    raise ValueError(
+                    raise InvalidArchitectureError(
                         f"Malformed edge {edge!r} in {text!r}: expected '<op>~{from_node}'."
                     )
                 if op not in self.operations:
-                    raise ValueError(
+                    raise InvalidArchitectureError(
                         f"Unknown operation {op!r} in {text!r}; expected one of "
                         f"{list(self.operations)!r}."
                     )
@@ -321,10 +324,10 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
 
     def _check(self, arch: NB201Cell) -> None:
         if not isinstance(arch, NB201Cell):
-            raise ValueError(f"Expected an NB201Cell, got {arch!r}.")
+            raise InvalidArchitectureError(f"Expected an NB201Cell, got {arch!r}.")
         bad = [op for op in arch.ops if op not in self.operations]
         if bad:
-            raise ValueError(
+            raise InvalidArchitectureError(
                 f"Operation(s) {bad!r} are not in this space's operations "
                 f"{list(self.operations)!r}."
             )

@@ -13,6 +13,8 @@ from optuna_nas.training._module import ChildModule
 from optuna_nas.training._module import NonFiniteLossError
 from optuna_nas.training._module import split_logits
 from optuna_nas.training._objective import NASObjective
+from optuna_nas.training._objective import known_direction
+from optuna_nas.trial_outcome import NonFiniteError
 
 
 __all__ = [
@@ -22,10 +24,12 @@ __all__ = [
     "EmbeddedDataModule",
     "LearningCurveCallback",
     "NASObjective",
+    "NonFiniteError",
     "NonFiniteLossError",
     "RandomCropFlip",
     "count_flops",
     "count_parameters",
+    "known_direction",
     "measure_latency",
     "split_logits",
     "stratified_split",

@@ -6,10 +6,18 @@ from collections.abc import Iterator
 import contextlib
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+
+if TYPE_CHECKING:
+    import optuna
+
+#: The cost measures :func:`record_costs` records (and ``NASObjective`` can return).
+COST_ATTRS = ("n_params", "flops", "latency_ms")
 
 
 @contextlib.contextmanager
@@ -97,3 +105,37 @@ def measure_latency(
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     return 1000.0 * statistics.median(times)
+
+
+def record_costs(
+    trial: optuna.Trial,
+    network: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    device: torch.device | str = "cpu",
+    latency_repeats: int | None = 10,
+) -> dict[str, float]:
+    """Measure a trial's network and record each measure as a user attribute at once.
+
+    ``n_params`` (:func:`count_parameters`), ``flops`` (:func:`count_flops`, on the network's
+    current device) and, unless ``latency_repeats`` is ``None``, ``latency_ms``
+    (:func:`measure_latency` on ``device``, which moves the network there). Each attribute is
+    set as soon as it is measured, so the dashboard shows it while the trial trains.
+
+    Returns:
+        The measures by attribute name.
+    """
+    measured: dict[str, float] = {}
+
+    def record(name: str, value: float) -> None:
+        measured[name] = value
+        trial.set_user_attr(name, value)
+
+    record("n_params", count_parameters(network))
+    record("flops", count_flops(network, input_shape))
+    if latency_repeats is not None:
+        record(
+            "latency_ms",
+            measure_latency(network, input_shape, device=device, repeats=latency_repeats),
+        )
+    return measured

@@ -10,13 +10,15 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from optuna_nas.trial_outcome import NonFiniteError
+
 
 _OPTIMIZERS = ("sgd", "adamw")
 _SCHEDULERS = ("cosine", "none")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite (the child network diverged)."""
+#: The former name of :class:`~optuna_nas.trial_outcome.NonFiniteError` (the same class).
+NonFiniteLossError = NonFiniteError
 
 
 def split_logits(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -49,9 +51,9 @@ class ChildModule(pl.LightningModule):
     has a ``drop_path_prob`` attribute, it is raised linearly from 0 to ``drop_path_prob`` over
     the epochs (the DARTS evaluation recipe).
 
-    A NaN or infinite training loss raises :class:`NonFiniteLossError`. The check reads the
-    loss on the host only every ``finite_check_interval`` steps and at the end of each training
-    epoch (before validation), so it does not add a device sync to every step.
+    A NaN or infinite training loss raises :class:`~optuna_nas.NonFiniteError`. The check
+    reads the loss on the host only every ``finite_check_interval`` steps and at the end of each
+    training epoch (before validation), so it does not add a device sync to every step.
 
     Args:
         network: The child network; ``network(x)`` returns logits (or a tuple, see above).
@@ -172,7 +174,7 @@ class ChildModule(pl.LightningModule):
     def _check_finite(self) -> None:
         if self._loss_finite is not None and not bool(self._loss_finite):
             self._loss_finite = None
-            raise NonFiniteLossError(
+            raise NonFiniteError(
                 f"Non-finite training loss (NaN or inf) by epoch {self.current_epoch}, "
                 f"step {self.global_step}: the network diverged "
                 f"(lr={self.hparams['lr']:g})."

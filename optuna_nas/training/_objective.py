@@ -5,41 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-import copy
-import gc
-import logging
 import math
-import os
 import time
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
 import lightning.pytorch as pl
-from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 import numpy as np
 import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 import torch
 from torch import nn
-from torch.multiprocessing import ProcessExitedException
-from torch.multiprocessing import ProcessRaisedException
 
 from optuna_nas.search_spaces import SearchSpace
 from optuna_nas.training._callbacks import LearningCurveCallback
-from optuna_nas.training._measure import count_flops
-from optuna_nas.training._measure import count_parameters
-from optuna_nas.training._measure import measure_latency as _measure_latency
+from optuna_nas.training._ddp import DDPWorkerCallback
+from optuna_nas.training._ddp import check_launcher
+from optuna_nas.training._ddp import finish_fit
+from optuna_nas.training._ddp import pruned_if_decided
+from optuna_nas.training._fit_context import quiet_lightning
+from optuna_nas.training._fit_context import restore_sigint
+from optuna_nas.training._fit_context import trial_trainer_kwargs
+from optuna_nas.training._measure import COST_ATTRS
+from optuna_nas.training._measure import record_costs
 from optuna_nas.training._module import ChildModule
-from optuna_nas.training._module import NonFiniteLossError
-from optuna_nas.training._trial_guard import describe_error
-from optuna_nas.training._trial_guard import is_out_of_memory
-from optuna_nas.training._trial_guard import qualified_name
-from optuna_nas.training._trial_guard import quiet_lightning
-from optuna_nas.training._trial_guard import restore_sigint
-from optuna_nas.training._trial_guard import worker_exception
-from optuna_nas.training._trial_guard import worker_raised
+from optuna_nas.trial_outcome import TrialGuard
+from optuna_nas.trial_outcome import invalid_architecture
 from optuna_nas.visualization import upload_cell_diagram
 
 
@@ -47,16 +39,24 @@ if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
 
-_logger = logging.getLogger(__name__)
+Direction = Literal["minimize", "maximize"]
 
-#: Metrics that are better when larger; every other metric is minimized.
-_MAXIMIZED = frozenset({"val_acc", "train_acc", "test_acc"})
-#: Objective values that are trial attributes measured before training (not logged metrics).
-_COST_ATTRS = frozenset({"n_params", "flops", "latency_ms"})
 _RESERVED_TRAINER_KWARGS = ("max_epochs",)
-#: Prefix of the entries that carry the learning curve from DDP worker processes back.
-_WORKER_CURVE_KEY = "optuna_nas/curve/"
-_WORKER_EPOCHS_KEY = "optuna_nas/epochs_trained"
+
+
+def known_direction(metric: str) -> Direction | None:
+    """The study direction a metric's name implies, or ``None`` when the name does not tell.
+
+    Accuracies (``val_acc``, ``train_acc``, ``test_accuracy``, ...) are maximized; losses
+    (``val_loss``, ...) and cost attributes (``n_params``, ``flops``, ``latency_ms``) are
+    minimized. For any other metric (e.g. ``val_f1``) pass ``directions`` to
+    :class:`NASObjective`, or let the study decide.
+    """
+    if metric in COST_ATTRS or metric.endswith("loss"):
+        return "minimize"
+    if metric.endswith(("_acc", "accuracy")):
+        return "maximize"
+    return None
 
 
 class NASObjective:
@@ -83,19 +83,24 @@ class NASObjective:
     final epoch, and pruners compare trials at equal epochs. ``best_val_acc`` is kept as an
     attribute for reference.
 
-    Failures end the trial, never the study; the reason is in ``user_attrs["fail_reason"]``:
+    Failures end the trial, never the study (the policy of :mod:`optuna_nas.trial_outcome`):
 
     * a NaN/inf training loss (the network diverged): the trial is **PRUNED** (raises
-      :class:`optuna.TrialPruned`), because divergence says something about the configuration
-      that samplers such as TPE should learn from (they rank pruned trials by how far they got);
+      :class:`optuna.TrialPruned`) with the reason in ``user_attrs["pruned_reason"]``, because
+      divergence says something about the configuration that samplers such as TPE should learn
+      from (they rank pruned trials by how far they got);
     * out of device memory, an architecture the space cannot build or suggest (e.g. an enqueued
       trial with an invalid value), and exceptions listed in ``catch``: the trial **FAILs**
-      (the objective returns NaN, which Optuna records as FAIL without raising), because these
-      say something about the machine or the input, not the architecture's quality. Samplers
-      ignore failed trials.
+      (the objective returns NaN, which Optuna records as FAIL without raising) with the
+      reason in ``user_attrs["fail_reason"]``, because these say something about the machine
+      or the input, not the architecture's quality. Samplers ignore failed trials.
 
-    Any other exception propagates, as with any Optuna objective (pass ``catch=`` to
-    ``study.optimize`` if you want to continue after it).
+    Configuration errors end the study instead of failing every trial alike: a study whose
+    directions contradict ``metric`` raises ``ValueError``, and a parameter suggested with
+    another distribution than the study recorded (e.g. a study resumed with other operations)
+    raises :class:`~optuna_nas.trial_outcome.ParameterConflictError`, naming the parameter and
+    both distributions. Any other exception propagates, as with any Optuna objective (pass
+    ``catch=`` to ``study.optimize`` if you want to continue after it).
 
     Data-parallel training of each trial (DDP): pass e.g. ``trainer_kwargs={"devices": 2,
     "strategy": "ddp_spawn"}``, or ``"ddp_fork"`` (Linux; starts much faster, but only while
@@ -132,6 +137,11 @@ class NASObjective:
             attribute (``"n_params"``, ``"flops"``, ``"latency_ms"``); a sequence of them makes
             a multi-objective study (see :attr:`directions`; pruning then is off, as Optuna
             does not prune multi-objective trials).
+        directions: ``"maximize"`` or ``"minimize"`` per metric. Needed for a metric whose
+            sense its name does not tell (see :func:`known_direction`; e.g. ``"val_f1"``) if
+            you want :attr:`directions` to create the study; otherwise the study's directions
+            are used. A contradiction with a known sense (e.g. ``val_acc`` minimized) is an
+            error.
         compile: Wrap the network in ``torch.compile``. It pays off only for long runs on a
             GPU: compilation takes tens of seconds per architecture.
         compile_kwargs: Arguments of ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
@@ -179,6 +189,7 @@ class NASObjective:
         build_kwargs: Mapping[str, Any] | None = None,
         suggest_hyperparameters: Callable[[optuna.Trial], Mapping[str, Any]] | None = None,
         metric: str | Sequence[str] = "val_acc",
+        directions: Sequence[Direction] | None = None,
         compile: bool = False,
         compile_kwargs: Mapping[str, Any] | None = None,
         measure_latency: bool = True,
@@ -212,7 +223,7 @@ class NASObjective:
         metrics = (metric,) if isinstance(metric, str) else tuple(metric)
         if not metrics or any(not isinstance(m, str) or not m for m in metrics):
             raise ValueError(f"metric must be a name or a sequence of names; got {metric!r}.")
-        if all(m in _COST_ATTRS for m in metrics):
+        if all(m in COST_ATTRS for m in metrics):
             raise ValueError(
                 f"metric {metric!r} has only cost attributes; include a trained metric "
                 "such as 'val_acc'."
@@ -224,6 +235,8 @@ class NASObjective:
         for exc in catch:
             if not (isinstance(exc, type) and issubclass(exc, Exception)):
                 raise ValueError(f"catch must hold Exception subclasses; got {exc!r}.")
+        if directions is not None:
+            directions = _check_directions_arg(metrics, directions)
 
         self.space = space
         self.datamodule = datamodule
@@ -232,6 +245,7 @@ class NASObjective:
         self.module_kwargs = dict(module_kwargs or {})
         self.build_kwargs = dict(build_kwargs or {})
         self.metrics = metrics
+        self._directions = directions
         self.compile = compile
         self.compile_kwargs = dict(compile_kwargs or {})
         self.measure_latency = measure_latency
@@ -262,9 +276,26 @@ class NASObjective:
         return (int(self._dm.in_channels), side, side)
 
     @property
-    def directions(self) -> list[Literal["minimize", "maximize"]]:
-        """Study directions matching ``metric``: ``optuna.create_study(directions=...)``."""
-        return ["maximize" if m in _MAXIMIZED else "minimize" for m in self.metrics]
+    def directions(self) -> list[Direction]:
+        """Study directions matching ``metric``: ``optuna.create_study(directions=...)``.
+
+        The ``directions`` argument, or else the directions the metrics' names imply (see
+        :func:`known_direction`).
+
+        Raises:
+            ValueError: A metric's name does not tell its direction and ``directions`` was not
+                given.
+        """
+        if self._directions is not None:
+            return list(self._directions)
+        unknown = [m for m in self.metrics if known_direction(m) is None]
+        if unknown:
+            raise ValueError(
+                f"The direction of metric(s) {unknown!r} is not known from the name; pass "
+                "NASObjective(..., directions=[...]) (one 'maximize'/'minimize' per metric) or "
+                "create the study with the directions you want."
+            )
+        return [d for d in map(known_direction, self.metrics) if d is not None]
 
     def enqueue(
         self,
@@ -325,19 +356,7 @@ class NASObjective:
 
     def create_trainer(self, trial: optuna.Trial, callbacks: Sequence[pl.Callback]) -> pl.Trainer:
         """Create the Trainer of one trial; ``callbacks`` (pruning, curve) must be included."""
-        kwargs: dict[str, Any] = {
-            "accelerator": "auto",
-            "devices": 1,
-            "enable_checkpointing": False,
-            "logger": False,
-            "enable_model_summary": False,
-            "enable_progress_bar": False,
-            # The same code validates every child: the sanity check would only cost time.
-            "num_sanity_val_steps": 0,
-        }
-        kwargs.update(self.trainer_kwargs)
-        # Fresh copies per trial: stateful callbacks (e.g. EarlyStopping) must not leak state.
-        user_callbacks = copy.deepcopy(list(kwargs.pop("callbacks", None) or []))
+        kwargs = trial_trainer_kwargs(self.trainer_kwargs, callbacks)
         if self.csv_log_dir is not None:
             from lightning.pytorch.loggers import CSVLogger
 
@@ -345,17 +364,19 @@ class NASObjective:
             kwargs["logger"] = CSVLogger(
                 self.csv_log_dir, name=study_name, version=f"trial_{trial.number}"
             )
-        return pl.Trainer(
-            max_epochs=self.max_epochs, callbacks=[*callbacks, *user_callbacks], **kwargs
-        )
+        return pl.Trainer(max_epochs=self.max_epochs, **kwargs)
 
     # ------------------------------------------------------------------------ the trial
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self._check_directions(trial)
-        try:
+        guard = TrialGuard(trial, catch=self.catch, n_values=len(self.metrics))
+        with guard:
+            return self._run_trial(trial, guard)
+        return guard.fail_value
+
+    def _run_trial(self, trial: optuna.Trial, guard: TrialGuard) -> float | tuple[float, ...]:
+        with invalid_architecture():
             arch = self.suggest_architecture(trial)
-        except ValueError as error:
-            return self._fail(trial, f"Invalid architecture: {error}")
         trial.set_user_attr("search_space", self.space.name)
         trial.set_user_attr("arch", self.space.to_string(arch))
         if self.artifact_store is not None and isinstance(trial, optuna.Trial):
@@ -366,14 +387,12 @@ class NASObjective:
         hyperparameters = {**self.module_kwargs, **self.suggest_hyperparameters(trial)}
 
         pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
-        try:
+        with invalid_architecture(build=True):
             network: nn.Module | None = self.build_network(trial, arch)
-        except ValueError as error:
-            return self._fail(trial, f"Architecture build error: {error}")
         assert network is not None
 
         curve = LearningCurveCallback(monitor=tuple(dict.fromkeys(("val_acc", *self.metrics))))
-        callbacks: list[pl.Callback] = [curve, _DDPWorkerCallback(trial, curve)]
+        callbacks: list[pl.Callback] = [curve, DDPWorkerCallback(trial, curve)]
         pruning: PyTorchLightningPruningCallback | None = None
         if self.prune and len(self.metrics) == 1:
             # optuna-integration's callback reports in on_validation_end and raises
@@ -381,107 +400,43 @@ class NASObjective:
             pruning = PyTorchLightningPruningCallback(trial, monitor=self.metrics[0])
             callbacks.append(pruning)
 
-        measured: dict[str, float] = {}
-        failure: str | None = None
-        oom = False
         start = time.perf_counter()
         trainer: pl.Trainer | None = None
         module: pl.LightningModule | None = None
         try:
-            measured["n_params"] = count_parameters(network)
-            measured["flops"] = count_flops(network, self.input_shape)
-            for key, value in measured.items():
-                trial.set_user_attr(key, value)
             with quiet_lightning(not self.verbose):
                 trainer = self.create_trainer(trial, callbacks)
-                _check_launcher(trainer)
-                if self.measure_latency:
-                    latency = _measure_latency(
-                        network,
-                        self.input_shape,
-                        device=trainer.strategy.root_device,
-                        repeats=self.latency_repeats,
-                    )
-                    measured["latency_ms"] = latency
-                    trial.set_user_attr("latency_ms", latency)
+                check_launcher(trainer)
+                measured = record_costs(
+                    trial,
+                    network,
+                    self.input_shape,
+                    device=trainer.strategy.root_device,
+                    latency_repeats=self.latency_repeats if self.measure_latency else None,
+                )
                 if self.compile:
                     network = torch.compile(network, **self.compile_kwargs)  # type: ignore[assignment]
                 assert network is not None
                 module = self.create_module(network, hyperparameters)
                 start = time.perf_counter()
-                with restore_sigint():
-                    try:
-                        trainer.fit(module, datamodule=self.datamodule)
-                    except ProcessRaisedException as error:
-                        # A DDP worker diverged: prune as without DDP (only the worker's
-                        # traceback text reaches this process, not the exception).
-                        worker = worker_exception(error)
-                        if worker is not None and worker[0] == qualified_name(NonFiniteLossError):
-                            raise NonFiniteLossError(worker[1]) from error
-                        raise
-                    except ProcessExitedException:
-                        # A worker was killed by a signal (no Python exception), e.g. by the
-                        # OOM killer or a C++ abort while tearing down after rank 0 had decided
-                        # to prune: a stored pruning decision still prunes; otherwise FAIL.
-                        if pruning is not None and isinstance(trial, optuna.Trial):
-                            pruning.check_pruned()
-                        raise
-            # The launcher classes are underscored but in Lightning's launchers.__all__; they
-            # are the only way Lightning 2.x tells ddp_spawn/ddp_fork from the script re-run.
-            if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
-                # ddp_spawn/ddp_fork trained in worker processes: take rank 0's curve.
-                _DDPWorkerCallback.restore_curve(curve, trainer.callback_metrics)
-            if pruning is not None and isinstance(trial, optuna.Trial):
-                # Only does something under DDP: rank 0 stored its reports and its pruning
-                # decision in the storage; this reports them here and raises TrialPruned.
-                pruning.check_pruned()
-        except NonFiniteLossError as error:
-            self._record_training(trial, curve, start)
-            trial.set_user_attr("fail_reason", str(error))
-            _logger.warning("Trial %d pruned: %s", trial.number, error)
-            raise optuna.TrialPruned(str(error)) from None
-        except optuna.TrialPruned:
-            self._record_training(trial, curve, start)
-            if isinstance(trial, optuna.Trial):
-                # Lazy import: the pruners package is optional for plain training.
-                from optuna_nas.pruners import pruned_reason
-
-                trial.set_user_attr("pruned_reason", pruned_reason(trial))
-            raise
-        except Exception as error:
-            name, text = describe_error(error)
-            if is_out_of_memory(error):
-                oom = True
-                failure = f"Out of memory ({name}): {text[:300]}"
-            elif isinstance(error, ProcessExitedException):
-                failure = f"A DDP worker process died: {error}"
-            elif isinstance(error, self.catch) or worker_raised(error, self.catch):
-                failure = f"{name}: {text}"
-            else:
-                raise
+                with restore_sigint(), pruned_if_decided(trial, pruning):
+                    trainer.fit(module, datamodule=self.datamodule)
+            finish_fit(trainer, trial, curve, pruning)
         finally:
+            self._record_training(trial, curve, start)
             # Drop every reference to the trial's model (Lightning leaves one in the
             # datamodule) so that its memory can be freed before the next trial.
             if getattr(self.datamodule, "trainer", None) is trainer:
                 self.datamodule.trainer = None
             network = module = trainer = None  # noqa: F841
-        if failure is not None:
-            self._record_training(trial, curve, start)
-            if oom:
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            return self._fail(trial, failure)
 
-        self._record_training(trial, curve, start)
         values = []
         for name in self.metrics:
-            value = measured[name] if name in _COST_ATTRS else curve.last(name)
+            value = measured[name] if name in COST_ATTRS else curve.last(name)
             if not math.isfinite(value):
-                return self._fail(
-                    trial,
+                return guard.fail(
                     f"Metric {name!r} was not logged (or not finite) after training; "
-                    "check the datamodule's validation split and Trainer limits.",
+                    "check the datamodule's validation split and Trainer limits."
                 )
             values.append(float(value))
         return values[0] if len(values) == 1 else tuple(values)
@@ -497,23 +452,28 @@ class NASObjective:
         if accs:
             trial.set_user_attr("best_val_acc", max(accs))
 
-    def _fail(self, trial: optuna.Trial, reason: str) -> float | tuple[float, ...]:
-        trial.set_user_attr("fail_reason", reason)
-        _logger.warning("Trial %d failed: %s", trial.number, reason)
-        if len(self.metrics) == 1:
-            return math.nan
-        return tuple(math.nan for _ in self.metrics)
-
     def _check_directions(self, trial: optuna.Trial) -> None:
         study = getattr(trial, "study", None)
         if study is None:
             return  # e.g. optuna.trial.FixedTrial
-        expected = [optuna.study.StudyDirection[d.upper()] for d in self.directions]
-        if list(study.directions) != expected:
+        actual = [d.name.lower() for d in study.directions]
+        if len(actual) != len(self.metrics):
             raise ValueError(
-                f"The study's directions {[d.name.lower() for d in study.directions]} do not "
-                f"match metric {list(self.metrics)} (expected {self.directions}); create it "
-                "with optuna.create_study(directions=objective.directions)."
+                f"The study has {len(actual)} direction(s) {actual} but metric "
+                f"{list(self.metrics)} has {len(self.metrics)} value(s); create it with "
+                "optuna.create_study(directions=objective.directions)."
+            )
+        expected = self._directions or [known_direction(m) for m in self.metrics]
+        wrong = [
+            f"{m!r} is to {e} (study: {a})"
+            for m, e, a in zip(self.metrics, expected, actual)
+            if e is not None and e != a
+        ]
+        if wrong:
+            raise ValueError(
+                f"The study's directions {actual} contradict metric {list(self.metrics)}: "
+                f"{'; '.join(wrong)}. Create it with "
+                "optuna.create_study(directions=objective.directions)."
             )
 
     def _check_build(self) -> None:
@@ -540,66 +500,20 @@ class NASObjective:
         )
 
 
-def _check_launcher(trainer: pl.Trainer) -> None:
-    if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and (
-        trainer.world_size > 1
-    ):
-        # Lightning's "ddp" starts the other ranks by re-running the whole script: each copy
-        # would run its own study (its own trials, maybe other architectures) and the ranks
-        # would train different networks or hang.
+def _check_directions_arg(
+    metrics: tuple[str, ...], directions: Sequence[str] | str
+) -> tuple[Direction, ...]:
+    """Validate ``NASObjective(directions=...)`` against the metrics."""
+    given = (directions,) if isinstance(directions, str) else tuple(directions)
+    if len(given) != len(metrics) or any(d not in ("minimize", "maximize") for d in given):
         raise ValueError(
-            f"strategy={type(trainer.strategy).__name__} with {trainer.world_size} processes "
-            "re-runs the script in every process, so each would run its own study. Pass "
-            "trainer_kwargs={'strategy': 'ddp_spawn'} (or 'ddp_fork' on Linux without CUDA in "
-            "this process): Lightning then starts the workers for each trial and the study "
-            "runs in this process only."
+            f"directions must hold one 'maximize' or 'minimize' per metric {list(metrics)}; "
+            f"got {directions!r}."
         )
-
-
-class _DDPWorkerCallback(pl.Callback):
-    """Make a trial's training in ``ddp_spawn``/``ddp_fork`` worker processes visible here.
-
-    Lightning sends only ``trainer.callback_metrics`` (and the weights) from worker rank 0 back
-    to the process that called ``fit``; the learning curve recorded in the workers' copies of
-    :class:`LearningCurveCallback` is lost otherwise. In a single process it does nothing.
-    """
-
-    def __init__(self, trial: optuna.Trial, curve: LearningCurveCallback) -> None:
-        super().__init__()
-        self._trial = trial
-        self._curve = curve
-        self._parent_pid = os.getpid()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # ddp_spawn pickles the callbacks: leave the trial (and its storage) behind, a spawned
-        # worker needs only the curve and the pid.
-        return {**self.__dict__, "_trial": None}
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if os.getpid() == self._parent_pid:
-            return
-        # A forked worker must not share the parent's database connections (SQLAlchemy's
-        # advice for fork): drop the inherited pool without closing the parent's connections.
-        storage = getattr(getattr(self._trial, "study", None), "_storage", None)
-        engine = getattr(getattr(storage, "_backend", storage), "engine", None)
-        if engine is not None:
-            engine.dispose(close=False)
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if os.getpid() == self._parent_pid:
-            return
-        metrics = trainer.callback_metrics
-        for name, values in self._curve.curves.items():
-            metrics[_WORKER_CURVE_KEY + name] = torch.tensor(values, dtype=torch.float64)
-        metrics[_WORKER_EPOCHS_KEY] = torch.tensor(self._curve.epochs_trained)
-
-    @staticmethod
-    def restore_curve(curve: LearningCurveCallback, metrics: Mapping[str, Any]) -> None:
-        """Fill ``curve`` (of this process) from what rank 0 sent back."""
-        if _WORKER_EPOCHS_KEY not in metrics:
-            return
-        for name in curve.curves:
-            values = metrics.get(_WORKER_CURVE_KEY + name)
-            if values is not None:
-                curve.curves[name] = [float(v) for v in values.tolist()]
-        curve.epochs_completed = int(metrics[_WORKER_EPOCHS_KEY])
+    for metric, direction in zip(metrics, given):
+        known = known_direction(metric)
+        if known is not None and known != direction:
+            raise ValueError(
+                f"directions says {direction!r} for metric {metric!r}, which is to {known}."
+            )
+    return given  # type: ignore[return-value]

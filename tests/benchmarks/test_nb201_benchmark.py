@@ -16,6 +16,7 @@ from optuna_nas.benchmarks import NB201Benchmark
 from optuna_nas.benchmarks import resolve_data_dir
 from optuna_nas.search_spaces import NASBench201SearchSpace
 from optuna_nas.search_spaces import NB201Cell
+from optuna_nas.trial_outcome import ParameterConflictError
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -187,6 +188,31 @@ def test_noiseless_objective(tiny: NB201Benchmark) -> None:
         assert t.value == t.user_attrs["true_accuracy"]
         assert "noise" not in t.user_attrs and t.user_attrs["noise_std"] == 0.0
     assert "noise_std=0.0" in repr(objective)
+
+
+def test_an_enqueued_cell_outside_the_space_fails_only_its_trial(tiny: NB201Benchmark) -> None:
+    # The same policy as NASObjective: an invalid architecture FAILs with fail_reason.
+    objective = tiny.objective(space=SMALL_SPACE)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({name: "bogus_op" for name in (d.name for d in SMALL_SPACE.decisions)})
+    study.optimize(objective, n_trials=2)
+    bad, ok = study.trials
+    assert bad.state == optuna.trial.TrialState.FAIL
+    assert bad.user_attrs["fail_reason"].startswith("Invalid architecture")
+    assert "bogus_op" in bad.user_attrs["fail_reason"]
+    assert ok.state == optuna.trial.TrialState.COMPLETE
+    multi = tiny.multi_objective(metric="energy_mj_x", space=SMALL_SPACE)
+    study = optuna.create_study(directions=multi.directions)
+    study.enqueue_trial({name: "bogus_op" for name in (d.name for d in SMALL_SPACE.decisions)})
+    study.optimize(multi, n_trials=1)
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_resumed_study_with_other_operations_raises(tiny: NB201Benchmark) -> None:
+    study = optuna.create_study(direction="maximize")
+    study.optimize(tiny.objective(space=SMALL_SPACE), n_trials=1)
+    with pytest.raises(ParameterConflictError, match="nb201/edge_1_0"):
+        study.optimize(tiny.objective(space=NASBench201SearchSpace()), n_trials=1)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from optuna_nas.search_spaces import DARTS_V2
 from optuna_nas.search_spaces import NASNET_A
 from optuna_nas.search_spaces import DartsSearchSpace
 from optuna_nas.search_spaces import Genotype
+from optuna_nas.search_spaces import InvalidArchitectureError
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -98,7 +99,7 @@ def test_every_genotype_of_the_default_space_maps() -> None:
 
 
 def test_mapping_rejects_genotypes_outside_nb301() -> None:
-    with pytest.raises(ValueError, match="Node 3 of the normal cell reads input 1 twice"):
+    with pytest.raises(InvalidArchitectureError, match="Node 3 of the normal cell reads input 1"):
         to_nb301_config(
             DARTS_V2._replace(
                 normal=(
@@ -193,6 +194,8 @@ def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
 
     assert pruned.state == optuna.trial.TrialState.PRUNED
     assert pruned.user_attrs["epochs_used"] == 3 and len(pruned.user_attrs["learning_curve"]) == 3
+    # The same trial-outcome policy as NASObjective: the pruner's decision, explained.
+    assert pruned.user_attrs["pruned_reason"].startswith("pruned by PruneAfterThree")
 
 
 def test_objective_on_random_cells_never_fails(bench: NB301Benchmark) -> None:
@@ -223,6 +226,7 @@ def test_objective_fails_cells_outside_nb301(bench: NB301Benchmark) -> None:
 
     assert failed.state == optuna.trial.TrialState.FAIL
     assert "Node 2 of the normal cell reads input 0 twice" in failed.user_attrs["fail_reason"]
+    assert failed.user_attrs["fail_reason"].startswith("Invalid architecture: ")
     assert "learning_curve" not in failed.user_attrs
     # Cells of the independent space that NB301 knows are still scored.
     assert done.state == optuna.trial.TrialState.COMPLETE

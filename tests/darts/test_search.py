@@ -107,7 +107,7 @@ def test_nan_ends_the_trial_with_a_reason() -> None:
     study = optuna.create_study(direction="maximize")
     study.optimize(search, n_trials=2)  # does not raise
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
-    assert "Non-finite" in study.trials[0].user_attrs["fail_reason"]
+    assert "Non-finite" in study.trials[0].user_attrs["pruned_reason"]
     assert search.result is not None and search.result.fail_reason is not None
 
 

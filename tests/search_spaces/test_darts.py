@@ -23,6 +23,7 @@ from optuna_nas.search_spaces import create_search_space
 from optuna_nas.search_spaces import list_search_spaces
 from optuna_nas.search_spaces._darts import DartsNetwork
 from optuna_nas.search_spaces._darts import parse_genotype
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 SEVEN_OPS = (
@@ -187,9 +188,9 @@ def test_darts_v2_pair_order_is_kept(space: DartsSearchSpace) -> None:
 def test_published_cells_outside_the_space_raise(
     genotype: Genotype, space: DartsSearchSpace
 ) -> None:
-    with pytest.raises(ValueError, match="outside this search space"):
+    with pytest.raises(InvalidArchitectureError, match="outside this search space"):
         space.from_string(str(genotype))
-    with pytest.raises(ValueError, match="outside this search space"):
+    with pytest.raises(InvalidArchitectureError, match="outside this search space"):
         space.to_params(genotype)
 
 
@@ -199,9 +200,9 @@ def test_equal_inputs_are_outside_the_distinct_space(space: DartsSearchSpace) ->
     genotype = DARTS_V2._replace(normal=tuple(normal))
     assert _equal_input_nodes(genotype) == [("normal", 3)]
     message = "outside this search space: node 3 of its normal cell reads input 1 twice"
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidArchitectureError, match=message):
         space.from_string(str(genotype))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidArchitectureError, match=message):
         space.to_params(genotype)
     # A valid genotype: parse_genotype, build and the independent-inputs space accept it.
     assert parse_genotype(str(genotype)) == genotype
@@ -211,21 +212,25 @@ def test_equal_inputs_are_outside_the_distinct_space(space: DartsSearchSpace) ->
     # The reduce cell is named too.
     reduce = list(DARTS_V2.reduce)
     reduce[6:8] = [("skip_connect", 4), ("max_pool_3x3", 4)]
-    with pytest.raises(ValueError, match="node 5 of its reduce cell reads input 4 twice"):
+    with pytest.raises(
+        InvalidArchitectureError, match="node 5 of its reduce cell reads input 4 twice"
+    ):
         space.to_params(DARTS_V2._replace(reduce=tuple(reduce)))
     # Published cells that read an input twice (ENAS normal node 2) are outside it as well.
     five = DartsSearchSpace(num_nodes=5, operations=[*SEVEN_OPS, "sep_conv_7x7"])
-    with pytest.raises(ValueError, match="node 2 of its normal cell reads input 1 twice"):
+    with pytest.raises(
+        InvalidArchitectureError, match="node 2 of its normal cell reads input 1 twice"
+    ):
         five.to_params(ENAS._replace(normal_concat=(2, 3, 4, 5, 6), reduce_concat=(2, 3, 4, 5, 6)))
 
 
 def test_outside_space_reasons() -> None:
     five = DartsSearchSpace(num_nodes=5)
-    with pytest.raises(ValueError, match="sep_conv_7x7"):
+    with pytest.raises(InvalidArchitectureError, match="sep_conv_7x7"):
         five.from_string(str(NASNET_A))
-    with pytest.raises(ValueError, match=re.escape("[4, 5, 6]")):
+    with pytest.raises(InvalidArchitectureError, match=re.escape("[4, 5, 6]")):
         DartsSearchSpace(num_nodes=5, operations=[*SEVEN_OPS, "sep_conv_7x7"]).to_params(NASNET_A)
-    with pytest.raises(ValueError, match="5 intermediate nodes"):
+    with pytest.raises(InvalidArchitectureError, match="5 intermediate nodes"):
         DartsSearchSpace().to_params(NASNET_A)
 
 
@@ -244,7 +249,7 @@ def test_genotype_accepts_darts_style_values_and_is_immutable() -> None:
     assert lists._fields == ("normal", "normal_concat", "reduce", "reduce_concat")
     assert pickle.loads(pickle.dumps(ENAS)) == ENAS
     assert DARTS_V2._replace(reduce=DARTS_V1.reduce).reduce == DARTS_V1.reduce
-    with pytest.raises(ValueError, match="conv_9x9"):
+    with pytest.raises(InvalidArchitectureError, match="conv_9x9"):
         DARTS_V2._replace(reduce=(("conv_9x9", 0), ("skip_connect", 1)))
     with pytest.raises(AttributeError):
         DARTS_V2.normal = ()  # type: ignore[misc]
@@ -300,21 +305,21 @@ def test_parse_accepts_variants() -> None:
     ],
 )
 def test_parse_rejects_bad_strings(text: str, bad_part: str, space: DartsSearchSpace) -> None:
-    with pytest.raises(ValueError, match=re.escape(bad_part)):
+    with pytest.raises(InvalidArchitectureError, match=re.escape(bad_part)):
         parse_genotype(text)
-    with pytest.raises(ValueError, match=re.escape(bad_part)):
+    with pytest.raises(InvalidArchitectureError, match=re.escape(bad_part)):
         space.from_string(text)
 
 
 def test_parse_rejects_non_strings() -> None:
-    with pytest.raises(ValueError, match="42"):
+    with pytest.raises(InvalidArchitectureError, match="42"):
         parse_genotype(42)  # type: ignore[arg-type]
 
 
 def test_none_op_is_a_valid_genotype_but_outside_the_space(space: DartsSearchSpace) -> None:
     text = DARTS_V2_TEXT.replace("'dil_conv_3x3'", "'none'")
     assert parse_genotype(text).normal[-1] == ("none", 2)
-    with pytest.raises(ValueError, match="'none'"):
+    with pytest.raises(InvalidArchitectureError, match="'none'"):
         space.from_string(text)
 
 
@@ -484,18 +489,18 @@ def test_from_params_ignores_foreign_params_and_validates(space: DartsSearchSpac
     assert space.from_params({**params, "lr": 0.1, "other/x": 1}) == DARTS_V2
     missing = dict(params)
     del missing["darts/reduce/node4/op1"]
-    with pytest.raises(ValueError, match="darts/reduce/node4/op1"):
+    with pytest.raises(InvalidArchitectureError, match="darts/reduce/node4/op1"):
         space.from_params(missing)
-    with pytest.raises(ValueError, match="'conv_9x9'"):
+    with pytest.raises(InvalidArchitectureError, match="'conv_9x9'"):
         space.from_params({**params, "darts/normal/node3/op0": "conv_9x9"})
     for bad in ("3_0", "1_1", "0-1", (0, 1)):
-        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        with pytest.raises(InvalidArchitectureError, match=re.escape(repr(bad))):
             space.from_params({**params, "darts/normal/node3/inputs": bad})
     # The other encoding's parameters are not this space's.
     independent = DartsSearchSpace(distinct_inputs=False)
-    with pytest.raises(ValueError, match="darts/normal/node2/inputs"):
+    with pytest.raises(InvalidArchitectureError, match="darts/normal/node2/inputs"):
         space.from_params(independent.to_params(DARTS_V2))
-    with pytest.raises(ValueError, match="3"):
+    with pytest.raises(InvalidArchitectureError, match="3"):
         independent.from_params(
             {**independent.to_params(DARTS_V2), "darts/normal/node3/input0": 3}
         )
@@ -619,5 +624,5 @@ def test_build_accepts_foreign_genotypes_and_rejects_bad_options(
         space.build(DARTS_V2, num_classes=2, channels=0)
     with pytest.raises(ValueError, match="1.0"):
         space.build(DARTS_V2, num_classes=2, drop_path_prob=1.0)
-    with pytest.raises(ValueError, match="'abc'"):
+    with pytest.raises(InvalidArchitectureError, match="'abc'"):
         space.build("abc", num_classes=2)  # type: ignore[arg-type]

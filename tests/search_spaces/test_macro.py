@@ -13,6 +13,7 @@ from optuna_nas.search_spaces import create_search_space
 from optuna_nas.search_spaces import list_search_spaces
 from optuna_nas.search_spaces._macro import MacroLayer
 from optuna_nas.search_spaces._macro import MacroNetwork
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 def _all_params(space: MacroSearchSpace, *, skip: bool, height: int, filters: int) -> dict:
@@ -99,15 +100,15 @@ def test_architecture_is_immutable_and_validates() -> None:
     arch = MacroArchitecture((MacroLayer(3, 3, 24), MacroLayer(3, 3, 24)))
     with pytest.raises(AttributeError):
         arch.layers = ()  # type: ignore[misc]
-    with pytest.raises(ValueError, match="skip from"):
+    with pytest.raises(InvalidArchitectureError, match="skip from"):
         MacroArchitecture((MacroLayer(3, 3, 24), MacroLayer(3, 3, 24, (0,))))
-    with pytest.raises(ValueError, match="filter_height"):
+    with pytest.raises(InvalidArchitectureError, match="filter_height"):
         MacroLayer(4, 3, 24)
-    with pytest.raises(ValueError, match="num_filters"):
+    with pytest.raises(InvalidArchitectureError, match="num_filters"):
         MacroLayer(3, 3, 0)
-    with pytest.raises(ValueError, match="ascending"):
+    with pytest.raises(InvalidArchitectureError, match="ascending"):
         MacroLayer(3, 3, 24, (1, 0))
-    with pytest.raises(ValueError, match="at least one layer"):
+    with pytest.raises(InvalidArchitectureError, match="at least one layer"):
         MacroArchitecture(())
     # Lists are accepted and stored as tuples, so architectures stay hashable.
     layer = MacroLayer(3, 3, 24, [0])  # type: ignore[arg-type]
@@ -257,7 +258,7 @@ def test_suggest_in_a_real_study() -> None:
 )
 def test_bad_strings(text: str, match: str) -> None:
     space = MacroSearchSpace(num_layers=4)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InvalidArchitectureError, match=match):
         space.from_string(text)
 
 
@@ -266,13 +267,13 @@ def test_bad_params_and_arguments() -> None:
     params = space.to_params(space.sample(np.random.default_rng(0)))
     missing = dict(params)
     del missing["macro/layer3/skip_from1"]
-    with pytest.raises(ValueError, match="macro/layer3/skip_from1"):
+    with pytest.raises(InvalidArchitectureError, match="macro/layer3/skip_from1"):
         space.from_params(missing)
-    with pytest.raises(ValueError, match="macro/layer2/num_filters"):
+    with pytest.raises(InvalidArchitectureError, match="macro/layer2/num_filters"):
         space.from_params({**params, "macro/layer2/num_filters": 100})
-    with pytest.raises(ValueError, match="macro/layer0/filter_height"):
+    with pytest.raises(InvalidArchitectureError, match="macro/layer0/filter_height"):
         space.from_params({**params, "macro/layer0/filter_height": True})  # True == 1
-    with pytest.raises(ValueError, match="macro/layer4/skip_from0"):
+    with pytest.raises(InvalidArchitectureError, match="macro/layer4/skip_from0"):
         space.from_params({**params, "macro/layer4/skip_from0": "yes"})
     # Foreign parameters (the user's own) are ignored.
     assert space.from_params({**params, "lr": 0.1}) == space.from_params(params)
@@ -294,10 +295,10 @@ def test_bad_params_and_arguments() -> None:
     with pytest.raises(ValueError, match="num_classes"):
         space.build(arch, num_classes=0)
     small = MacroSearchSpace(num_layers=2)
-    with pytest.raises(ValueError, match="this space has 2"):
+    with pytest.raises(InvalidArchitectureError, match="this space has 2"):
         small.to_string(arch)
     narrow = MacroSearchSpace(num_filters=(24,))
-    with pytest.raises(ValueError, match="num_filters=36"):
+    with pytest.raises(InvalidArchitectureError, match="num_filters=36"):
         narrow.to_params(space.from_string("|".join(f"L{i}:3x3x36" for i in range(6))))
-    with pytest.raises(ValueError, match="MacroArchitecture"):
+    with pytest.raises(InvalidArchitectureError, match="MacroArchitecture"):
         space.to_string("L0:3x3x36")  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from optuna_nas.search_spaces import NB201_OPERATIONS
 from optuna_nas.search_spaces import NASBench201SearchSpace
 from optuna_nas.search_spaces import NB201Cell
 from optuna_nas.search_spaces import create_search_space
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 # The example string of the NAS-Bench-201 documentation (index 1 of the benchmark).
@@ -262,7 +263,7 @@ _VALID = DOC_EXAMPLE
 )
 def test_bad_strings(text: str, match: str) -> None:
     space = NASBench201SearchSpace()
-    with pytest.raises(ValueError, match=re.escape(match)):
+    with pytest.raises(InvalidArchitectureError, match=re.escape(match)):
         space.from_string(text)
 
 
@@ -270,13 +271,13 @@ def test_bad_params_and_arguments() -> None:
     space = NASBench201SearchSpace()
     params = space.to_params(space.from_string(DOC_EXAMPLE))
     missing = {k: v for k, v in params.items() if k != "nb201/edge_3_1"}
-    with pytest.raises(ValueError, match="nb201/edge_3_1"):
+    with pytest.raises(InvalidArchitectureError, match="nb201/edge_3_1"):
         space.from_params(missing)
-    with pytest.raises(ValueError, match="nb201/edge_2_0"):
+    with pytest.raises(InvalidArchitectureError, match="nb201/edge_2_0"):
         space.from_params({**params, "nb201/edge_2_0": "conv_5x5"})
-    with pytest.raises(ValueError, match="conv_5x5"):
+    with pytest.raises(InvalidArchitectureError, match="conv_5x5"):
         NB201Cell(("conv_5x5",) * 6)
-    with pytest.raises(ValueError, match="6 edges"):
+    with pytest.raises(InvalidArchitectureError, match="6 edges"):
         NB201Cell(("none",) * 5)
     with pytest.raises(ValueError, match="bogus"):
         NASBench201SearchSpace(operations=["none", "bogus"])
@@ -290,9 +291,9 @@ def test_bad_params_and_arguments() -> None:
     # A restricted space refuses cells and strings with operations outside it.
     no_none = NASBench201SearchSpace(operations=[op for op in NB201_OPERATIONS if op != "none"])
     assert no_none.num_architectures == 4**6
-    with pytest.raises(ValueError, match="none"):
+    with pytest.raises(InvalidArchitectureError, match="none"):
         no_none.from_string(DOC_EXAMPLE.replace("avg_pool_3x3", "none"))
-    with pytest.raises(ValueError, match="none"):
+    with pytest.raises(InvalidArchitectureError, match="none"):
         no_none.to_params(NB201Cell(("none",) * 6))
 
 

@@ -14,6 +14,7 @@ from optuna_nas.search_spaces import CellGraph
 from optuna_nas.search_spaces import SearchSpace
 from optuna_nas.search_spaces import create_search_space
 from optuna_nas.search_spaces import list_search_spaces
+from optuna_nas.trial_outcome import InvalidArchitectureError
 from optuna_nas.visualization import cell_graphs
 
 
@@ -100,13 +101,13 @@ def test_bad_input_raises_value_error(name: str) -> None:
     space = create_search_space(name)
     params = space.to_params(space.sample(np.random.default_rng(0)))
     first = space.decisions[0].name
-    with pytest.raises(ValueError, match=first):
+    with pytest.raises(InvalidArchitectureError, match=first):
         space.from_params({k: v for k, v in params.items() if k != first})
-    with pytest.raises(ValueError, match=first):
+    with pytest.raises(InvalidArchitectureError, match=first):
         space.from_params({**params, first: "<not a choice>"})
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArchitectureError):
         space.from_string("this is not an architecture")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArchitectureError):
         space.from_string("")
     with pytest.raises(ValueError, match="no_such_option"):
         space.build(space.sample(np.random.default_rng(0)), num_classes=10, no_such_option=1)

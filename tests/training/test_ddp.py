@@ -233,7 +233,8 @@ def test_worker_failures_end_the_trial_not_the_study(
     study.optimize(objective, n_trials=5)
     nan, oom, crash, killed, ok = study.trials
     assert nan.state == TrialState.PRUNED
-    assert nan.user_attrs["fail_reason"].startswith("Non-finite training loss")
+    assert nan.user_attrs["pruned_reason"].startswith("Non-finite training loss")
+    assert "fail_reason" not in nan.user_attrs
     assert oom.state == TrialState.FAIL
     assert oom.user_attrs["fail_reason"].startswith("Out of memory (OutOfMemoryError)")
     assert crash.state == TrialState.FAIL

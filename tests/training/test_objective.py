@@ -13,6 +13,7 @@ from torch import nn
 from optuna_nas.search_spaces import create_search_space
 from optuna_nas.training import EmbeddedDataModule
 from optuna_nas.training import NASObjective
+from optuna_nas.trial_outcome import ParameterConflictError
 
 
 TINY_BUILD = {"channels": 4, "cells_per_stage": 1}
@@ -100,7 +101,10 @@ def test_failures_end_the_trial_not_the_study(
     study.optimize(objective, n_trials=2)
     failed, ok = study.trials
     assert failed.state == state
-    assert reason in failed.user_attrs["fail_reason"]
+    # A pruned trial says why in pruned_reason, a failed one in fail_reason (never both).
+    attr, other = ("pruned_reason", "fail_reason")[:: 1 if state == TrialState.PRUNED else -1]
+    assert reason in failed.user_attrs[attr]
+    assert other not in failed.user_attrs
     assert ok.state == TrialState.COMPLETE and 0.0 <= ok.value <= 1.0
     assert "fail_reason" not in ok.user_attrs
 
@@ -210,6 +214,86 @@ def test_direction_mismatch_is_a_clear_error(digits: EmbeddedDataModule) -> None
         study.optimize(objective, n_trials=1)
 
 
+def test_direction_count_mismatch_is_a_clear_error(digits: EmbeddedDataModule) -> None:
+    objective = _objective(digits)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    with pytest.raises(ValueError, match=r"2 direction\(s\).*1 value"):
+        study.optimize(objective, n_trials=1)
+
+
+def test_directions_are_explicit_for_a_metric_the_name_does_not_tell(
+    digits: EmbeddedDataModule,
+) -> None:
+    # Formerly every metric but val_acc/train_acc/test_acc was minimized silently.
+    objective = _objective(digits, max_epochs=1, metric="val_f1", prune=False)
+    with pytest.raises(ValueError, match="'val_f1'.*directions="):
+        _ = objective.directions
+    both = ["maximize", "minimize"]
+    assert _objective(digits, metric=("val_f1", "n_params"), directions=both).directions == both
+    assert _objective(digits, metric=("val_loss", "latency_ms")).directions == ["minimize"] * 2
+    # Without directions=, the study decides; ChildModule logs no val_f1, so the trial FAILs.
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    assert "'val_f1' was not logged" in study.trials[0].user_attrs["fail_reason"]
+
+
+def test_known_direction_from_the_metric_name() -> None:
+    from optuna_nas.training import known_direction
+
+    assert [known_direction(m) for m in ("val_acc", "test_accuracy", "val_loss")] == [
+        "maximize",
+        "maximize",
+        "minimize",
+    ]
+    assert {known_direction(m) for m in ("n_params", "flops", "latency_ms")} == {"minimize"}
+    assert known_direction("val_f1") is None
+
+
+def test_directions_that_contradict_a_known_metric_are_rejected(
+    digits: EmbeddedDataModule,
+) -> None:
+    with pytest.raises(ValueError, match="'minimize' for metric 'val_acc'"):
+        _objective(digits, directions=["minimize"])
+    with pytest.raises(ValueError, match="one 'maximize' or 'minimize' per metric"):
+        _objective(digits, directions=["maximize", "maximize"])
+    with pytest.raises(ValueError, match="'val_loss' is to minimize"):
+        optuna.create_study(direction="maximize").optimize(
+            _objective(digits, metric="val_loss"), n_trials=1
+        )
+
+
+def test_a_resumed_study_with_other_operations_raises(digits: EmbeddedDataModule) -> None:
+    # Formerly every trial FAILed with "Invalid architecture: CategoricalDistribution does not
+    # support dynamic value space" and optimize returned normally.
+    study = optuna.create_study(direction="maximize")
+    earlier = create_search_space("nasbench201")
+    study.optimize(lambda t: float(len(earlier.suggest(t).ops)), n_trials=1)
+    space = create_search_space("nasbench201", operations=["none", "skip_connect", "nor_conv_3x3"])
+    objective = NASObjective(
+        space, digits, max_epochs=1, build_kwargs=TINY_BUILD, trainer_kwargs=CPU
+    )
+    with pytest.raises(ParameterConflictError) as info:
+        study.optimize(objective, n_trials=2)
+    message = str(info.value)
+    assert "'nb201/edge_1_0'" in message
+    assert repr(earlier.operations) in message and repr(space.operations) in message
+    assert len(study.trials) == 2 and "fail_reason" not in study.trials[1].user_attrs
+
+
+def test_a_user_parameter_clashing_with_the_study_raises(digits: EmbeddedDataModule) -> None:
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 0.01, 0.1, log=True), n_trials=1)
+    objective = _objective(
+        digits,
+        max_epochs=1,
+        suggest_hyperparameters=lambda t: {"lr": t.suggest_categorical("lr", [0.05, 0.1])},
+    )
+    with pytest.raises(ParameterConflictError, match="'lr'") as info:
+        study.optimize(objective, n_trials=1)
+    assert info.value.previous == optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+    assert info.value.new == optuna.distributions.CategoricalDistribution([0.05, 0.1])
+
+
 def test_fixed_trial_retrains_a_given_architecture(digits: EmbeddedDataModule) -> None:
     objective = _objective(digits, max_epochs=1)
     params = objective.space.to_params(objective.space.from_string(STRONG))
@@ -256,7 +340,7 @@ def test_rejects_bad_configuration(digits: EmbeddedDataModule) -> None:
 def test_ctrl_c_inside_lightning_becomes_keyboard_interrupt() -> None:
     import signal
 
-    from optuna_nas.training._trial_guard import restore_sigint
+    from optuna_nas.training._fit_context import restore_sigint
 
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,416 @@
+"""What an exception raised inside a trial does to it: the one trial-outcome policy.
+
+Every objective of the package (``NASObjective``, ``DartsSearch``, the NAS-Bench-201/301
+objectives) runs its trial inside a :class:`TrialGuard`, which asks :func:`classify` what an
+exception means:
+
+====================================================  =======  =================================
+exception                                             outcome  user attribute
+====================================================  =======  =================================
+``optuna.TrialPruned`` (the pruner decided)           PRUNE    ``pruned_reason``
+:class:`NonFiniteError` (NaN/inf loss or alphas)      PRUNE    ``pruned_reason``
+out of device memory                                  FAIL     ``fail_reason``
+:class:`InvalidArchitectureError` (and build errors)  FAIL     ``fail_reason``
+a DDP worker process killed by a signal               FAIL     ``fail_reason``
+an exception of a type in ``catch``                   FAIL     ``fail_reason``
+a parameter with another distribution than before     RAISE    (:class:`ParameterConflictError`)
+``KeyboardInterrupt`` and every other exception       RAISE    (the exception propagates)
+====================================================  =======  =================================
+
+PRUNE raises :class:`optuna.TrialPruned`; FAIL makes the objective return NaN, which Optuna
+records as a failed trial without stopping the study; RAISE lets the exception end
+``study.optimize`` (it is a bug or a configuration error, which would fail every trial alike).
+An exception re-raised from a DDP worker process (``torch.multiprocessing``'s
+``ProcessRaisedException``, which carries only the worker's traceback text) is classified like
+the worker's exception itself.
+
+This module imports neither Lightning nor torch (torch only if it is loaded already), so that
+search spaces and tabular benchmarks can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+import contextlib
+from dataclasses import dataclass
+import enum
+import gc
+import logging
+import math
+import sys
+import traceback
+from types import TracebackType
+from typing import Any
+
+import optuna
+
+
+__all__ = [
+    "ArchitectureBuildError",
+    "InvalidArchitectureError",
+    "NonFiniteError",
+    "Outcome",
+    "ParameterConflictError",
+    "TrialGuard",
+    "Verdict",
+    "classify",
+    "invalid_architecture",
+]
+
+_logger = logging.getLogger(__name__)
+
+#: Optuna's messages for a parameter suggested with another distribution than before.
+_CONFLICT_MESSAGES = (
+    "Cannot set different distribution kind to the same parameter name",
+    "Cannot set different log configuration to the same parameter name",
+    "does not support dynamic value space",
+)
+
+
+class NonFiniteError(RuntimeError):
+    """A loss (or DARTS' architecture parameters) became NaN or infinite: training diverged.
+
+    Raised by ``ChildModule`` and ``DartsModule``; a diverged trial is PRUNED, because
+    divergence says something about the configuration that samplers such as TPE learn from.
+    """
+
+
+class InvalidArchitectureError(ValueError):
+    """An architecture (or its parameters or string) that the search space does not accept.
+
+    Raised by every search space for an unknown operation, a wrong number of inputs, a
+    malformed string or invalid parameters; a trial with an invalid architecture FAILs.
+    """
+
+
+class ArchitectureBuildError(InvalidArchitectureError):
+    """A valid-looking architecture that could not be built into a network."""
+
+
+class ParameterConflictError(ValueError):
+    """A parameter is suggested with another distribution than the study's earlier trials'.
+
+    A configuration error, so it ends ``study.optimize`` instead of failing every trial: e.g. a
+    study resumed with other operations, or NAS added to a study that already has a parameter
+    of the same name.
+
+    Attributes:
+        name: The parameter name (``None`` if Optuna's traceback did not tell).
+        previous: The distribution the study recorded first (or ``None``).
+        new: The distribution of this trial's suggestion (or ``None``).
+    """
+
+    def __init__(self, name: str | None, previous: Any, new: Any, detail: str) -> None:
+        self.name = name
+        self.previous = previous
+        self.new = new
+        what = f"Parameter {name!r}" if name is not None else "A parameter"
+        super().__init__(
+            f"{what} is suggested as {new!r}, but the study recorded it as {previous!r} "
+            f"({detail}). A study keeps one distribution per parameter name: resume it with "
+            "the same search space and hyperparameter ranges, rename the parameter, or start "
+            "a new study."
+        )
+
+
+class Outcome(enum.Enum):
+    """What a trial's exception does to the trial."""
+
+    PRUNE = "pruned"
+    FAIL = "failed"
+    RAISE = "raise"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one exception and why.
+
+    Attributes:
+        outcome: PRUNE, FAIL or RAISE.
+        reason: One line for the ``pruned_reason`` / ``fail_reason`` user attribute.
+        cause: A short tag: ``"pruner"``, ``"non_finite"``, ``"out_of_memory"``,
+            ``"invalid_architecture"``, ``"build_error"``, ``"worker_died"``, ``"caught"``,
+            ``"parameter_conflict"``, ``"interrupt"`` or ``"error"``.
+        error: For RAISE, the exception to raise (the original one, or a clearer
+            :class:`ParameterConflictError` in its place).
+    """
+
+    outcome: Outcome
+    reason: str
+    cause: str
+    error: BaseException | None = None
+
+
+# ---------------------------------------------------------------------------- exceptions
+def qualified_name(cls: type) -> str:
+    """The class name as a traceback's last line spells it."""
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _torch_class(module: str, name: str) -> type | None:
+    # Only look at torch if it is loaded: an exception of torch cannot exist otherwise.
+    return getattr(sys.modules.get(module), name, None)
+
+
+def worker_exception(error: BaseException) -> tuple[str, str] | None:
+    """``(qualified class name, message)`` of the exception that ended a DDP worker process.
+
+    With ``ddp_spawn``/``ddp_fork``, ``torch.multiprocessing`` re-raises a worker's exception in
+    this process as a ``ProcessRaisedException`` that holds only the worker's traceback text.
+    """
+    raised = _torch_class("torch.multiprocessing", "ProcessRaisedException")
+    if raised is None or not isinstance(error, raised):
+        return None
+    lines = str(error).rstrip().splitlines()
+    # The exception text follows the last (indented) frame line of the traceback.
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith(" ")), default=-1)
+    name, _, message = "\n".join(lines[last_frame + 1 :]).partition(": ")
+    return name.strip(), message.strip()
+
+
+def describe_error(error: BaseException) -> tuple[str, str]:
+    """Class name and message of ``error``, or of the DDP worker's exception it reports."""
+    worker = worker_exception(error)
+    if worker is not None:
+        return worker[0].rsplit(".", 1)[-1], worker[1]
+    return type(error).__name__, str(error)
+
+
+def _raised(error: BaseException, types: Sequence[type[BaseException]]) -> bool:
+    """Whether ``error`` is one of ``types``, or a DDP worker raised exactly one of them."""
+    if isinstance(error, tuple(types)):
+        return True
+    worker = worker_exception(error)
+    return worker is not None and any(worker[0] == qualified_name(t) for t in types)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` (or the DDP worker's exception it reports) is an out-of-memory error."""
+    oom = _torch_class("torch.cuda", "OutOfMemoryError")
+    if oom is not None and isinstance(error, oom):
+        return True
+    worker = worker_exception(error)
+    if worker is not None:
+        return worker[0].endswith("OutOfMemoryError") or "out of memory" in worker[1].lower()
+    # Other backends (and the CPU allocator) raise a plain RuntimeError.
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def parameter_conflict(error: BaseException) -> ParameterConflictError | None:
+    """The clear error for Optuna's "different distribution for the same name" ValueError.
+
+    Optuna's message names neither the parameter nor the distributions; they are read from
+    the frames of its traceback (``check_distribution_compatibility(dist_old, dist_new)``
+    called for the parameter being suggested). ``None`` for any other exception.
+    """
+    if isinstance(error, ParameterConflictError):
+        return error
+    if type(error) is not ValueError or not any(m in str(error) for m in _CONFLICT_MESSAGES):
+        return None
+    name = previous = new = None
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        local = frame.f_locals
+        if frame.f_code.co_name == "check_distribution_compatibility":
+            previous, new = local.get("dist_old"), local.get("dist_new")
+        elif isinstance(local.get("name"), str) and frame.f_code.co_name == "_suggest":
+            name = local["name"]
+        elif isinstance(local.get("param_name"), str):
+            name = local["param_name"]
+        tb = tb.tb_next
+    return ParameterConflictError(name, previous, new, str(error).rstrip("."))
+
+
+# ---------------------------------------------------------------------------- the policy
+def classify(error: BaseException, *, catch: Sequence[type[Exception]] = ()) -> Verdict:
+    """Decide what ``error``, raised inside a trial, does to the trial.
+
+    Args:
+        error: The exception (also a ``ProcessRaisedException`` from a DDP worker).
+        catch: More exception types that FAIL the trial (matched by exact class in a DDP
+            worker, by ``isinstance`` otherwise).
+
+    Returns:
+        The :class:`Verdict`; see the module's table.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_nas.trial_outcome import NonFiniteError, Outcome, classify
+
+            assert classify(NonFiniteError("loss is nan")).outcome is Outcome.PRUNE
+            assert classify(KeyError("x")).outcome is Outcome.RAISE
+            assert classify(KeyError("x"), catch=(KeyError,)).outcome is Outcome.FAIL
+    """
+    name, text = describe_error(error)
+    if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit
+        return Verdict(Outcome.RAISE, f"Interrupted ({name})", "interrupt", error)
+    if isinstance(error, optuna.TrialPruned):
+        return Verdict(Outcome.PRUNE, text or "pruned by the pruner", "pruner")
+    if _raised(error, (NonFiniteError,)):
+        return Verdict(Outcome.PRUNE, text, "non_finite")
+    conflict = parameter_conflict(error)
+    if conflict is not None:
+        return Verdict(Outcome.RAISE, str(conflict), "parameter_conflict", conflict)
+    if is_out_of_memory(error):
+        return Verdict(Outcome.FAIL, f"Out of memory ({name}): {text[:300]}", "out_of_memory")
+    if _raised(error, (ArchitectureBuildError,)):
+        return Verdict(Outcome.FAIL, f"Architecture build error: {text}", "build_error")
+    if _raised(error, (InvalidArchitectureError,)):
+        return Verdict(Outcome.FAIL, f"Invalid architecture: {text}", "invalid_architecture")
+    exited = _torch_class("torch.multiprocessing", "ProcessExitedException")
+    if exited is not None and isinstance(error, exited):
+        return Verdict(Outcome.FAIL, f"A DDP worker process died: {error}", "worker_died")
+    if catch and _raised(error, catch):
+        return Verdict(Outcome.FAIL, f"{name}: {text}", "caught")
+    return Verdict(Outcome.RAISE, f"{name}: {text}", "error", error)
+
+
+@contextlib.contextmanager
+def invalid_architecture(*, build: bool = False) -> Iterator[None]:
+    """Turn a ``ValueError`` raised while suggesting (or building) an architecture into an
+    :class:`InvalidArchitectureError` (an :class:`ArchitectureBuildError` with ``build``).
+
+    E.g. Optuna's ValueError for an enqueued value that is not among a decision's choices, or
+    a user-defined space that raises plain ``ValueError``s. Configuration errors pass through:
+    a parameter suggested with another distribution than the study's (raised as
+    :class:`ParameterConflictError`) and a ``ValueError`` raised by the study's sampler.
+    """
+    target = ArchitectureBuildError if build else InvalidArchitectureError
+    try:
+        yield
+    except ValueError as error:
+        conflict = parameter_conflict(error)
+        if conflict is not None:
+            raise conflict from (None if conflict is error else error)
+        if isinstance(error, target) or _raised_by_sampler(error):
+            raise
+        raise target(str(error)) from error
+
+
+def _raised_by_sampler(error: BaseException) -> bool:
+    """Whether ``error`` was raised inside a method of an Optuna sampler."""
+    tb = error.__traceback__
+    while tb is not None:
+        if isinstance(tb.tb_frame.f_locals.get("self"), optuna.samplers.BaseSampler):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+class TrialGuard:
+    """Apply the policy of :func:`classify` to the trial that runs inside it.
+
+    On PRUNE it writes the ``pruned_reason`` user attribute (for a pruner's decision,
+    :func:`optuna_nas.pruners.pruned_reason`) and raises :class:`optuna.TrialPruned`; on FAIL it
+    writes ``fail_reason``, logs one line, frees cached device memory after an out-of-memory
+    error and swallows the exception, so that the objective returns :attr:`fail_value`; on
+    RAISE the exception (or a clearer :class:`ParameterConflictError`) propagates.
+
+    Args:
+        trial: The trial.
+        catch: More exception types that FAIL the trial.
+        n_values: The number of objective values (for :attr:`fail_value`).
+        on_outcome: Called with the :class:`Verdict` before it is acted on (e.g. to record
+            partial results).
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_nas.trial_outcome import InvalidArchitectureError, TrialGuard
+
+            def objective(trial):
+                with TrialGuard(trial) as guard:
+                    x = trial.suggest_float("x", -1, 1)
+                    if x > 0.5:
+                        raise InvalidArchitectureError(f"x={x} is not allowed")
+                    return x**2
+                return guard.fail_value  # NaN: Optuna records a failed trial
+
+            optuna.create_study().optimize(objective, n_trials=5)
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        *,
+        catch: Sequence[type[Exception]] = (),
+        n_values: int = 1,
+        on_outcome: Callable[[Verdict], None] | None = None,
+    ) -> None:
+        if not isinstance(n_values, int) or n_values < 1:
+            raise ValueError(f"n_values must be a positive int; got {n_values!r}.")
+        self.trial = trial
+        self.catch = tuple(catch)
+        self.n_values = n_values
+        self.on_outcome = on_outcome
+        self.verdict: Verdict | None = None
+
+    @property
+    def fail_value(self) -> float | tuple[float, ...]:
+        """What a failed trial returns: NaN, or one NaN per objective."""
+        return math.nan if self.n_values == 1 else (math.nan,) * self.n_values
+
+    def fail(self, reason: str) -> float | tuple[float, ...]:
+        """FAIL the trial without an exception: record ``reason``; return :attr:`fail_value`."""
+        self._act(Verdict(Outcome.FAIL, reason, "failed"))
+        return self.fail_value
+
+    def __enter__(self) -> TrialGuard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if error is None:
+            return False
+        verdict = classify(error, catch=self.catch)
+        if verdict.cause == "pruner" and isinstance(self.trial, optuna.Trial):
+            # Lazy import: the pruners package is not needed to classify.
+            from optuna_nas.pruners import pruned_reason
+
+            verdict = Verdict(Outcome.PRUNE, pruned_reason(self.trial), "pruner")
+        self._act(verdict)
+        if verdict.outcome is Outcome.RAISE:
+            if verdict.error is not None and verdict.error is not error:
+                raise verdict.error from error
+            return False
+        if verdict.outcome is Outcome.PRUNE:
+            if verdict.cause == "pruner":
+                return False  # the pruner's own TrialPruned, unchanged
+            raise optuna.TrialPruned(verdict.reason) from None
+        # The exception ends here: free what its frames hold (e.g. the network's activations)
+        # before the next trial, and cached device memory after running out of it.
+        traceback.clear_frames(tb)
+        if verdict.cause == "out_of_memory":
+            _free_device_memory()
+        return True
+
+    def _act(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        if self.on_outcome is not None:
+            self.on_outcome(verdict)
+        number = self.trial.number
+        if verdict.outcome is Outcome.FAIL:
+            self.trial.set_user_attr("fail_reason", verdict.reason)
+            _logger.warning("Trial %d failed: %s", number, verdict.reason)
+        elif verdict.outcome is Outcome.PRUNE:
+            self.trial.set_user_attr("pruned_reason", verdict.reason)
+            if verdict.cause != "pruner":  # Optuna itself logs a pruner's decision
+                _logger.warning("Trial %d pruned: %s", number, verdict.reason)
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
