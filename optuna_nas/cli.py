@@ -261,34 +261,6 @@ def _print_trial(trial: optuna.trial.FrozenTrial, *, header: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ commands
-def _make_sampler(name: str, seed: int, space: Any, n_trials: int) -> optuna.samplers.BaseSampler:
-    import optuna
-
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, n_trials // 2 or 1))
-    # The NAS samplers live in optuna_nas.samplers; import them only when asked for.
-    try:
-        from optuna_nas import samplers
-
-        if name == "evolution":
-            # NAS-Bench-201's setting (population 10, tournament 3), shrunk for short demos.
-            population = max(2, min(10, n_trials // 2))
-            return samplers.RegularizedEvolutionSampler(
-                population_size=population,
-                sample_size=min(3, population),
-                search_space=space,
-                seed=seed,
-            )
-        return samplers.RNNControllerSampler(seed=seed)
-    except (ImportError, AttributeError, TypeError) as error:
-        raise CLIError(
-            f"The {name!r} sampler is not available in this installation ({error}); "
-            "use --sampler random or tpe."
-        ) from None
-
-
 def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
@@ -300,7 +272,6 @@ def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "learning_curve":
         from optuna_nas.pruners import LearningCurvePruner
 
-        # Steps are 0-based epochs, so a full trial's last report is at epochs - 1.
         return LearningCurvePruner(max_step=max(epochs - 1, 1))
     return optuna.pruners.NopPruner()
 
@@ -309,6 +280,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
 
+    from optuna_nas.samplers import create_sampler
     from optuna_nas.search_spaces import create_search_space
     from optuna_nas.training import EmbeddedDataModule
     from optuna_nas.training import NASObjective
@@ -342,13 +314,15 @@ def _run_demo(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(
         optuna.logging.WARNING if not args.no_progress_bar else optuna.logging.INFO
     )
+    # Outside the `try`: a sampler that cannot be built is a bug to see, not a user error.
+    sampler = create_sampler(args.sampler, seed=args.seed, search_space=space)
     try:
         study = optuna.create_study(
             study_name=args.study_name,
             storage=args.storage,
             load_if_exists=True,
             direction="maximize",
-            sampler=_make_sampler(args.sampler, args.seed, space, args.n_trials),
+            sampler=sampler,
             pruner=_make_pruner(args.pruner, args.epochs),
         )
     except (ValueError, optuna.exceptions.OptunaError) as error:
