@@ -19,33 +19,36 @@ import optuna
 if TYPE_CHECKING:
     from optuna_nas.search_spaces import SearchSpace
 
+# A sampler class, as a callable taking keyword arguments (``BaseSampler`` itself takes none).
+_SamplerClass = Callable[..., optuna.samplers.BaseSampler]
 
-def _random() -> type[optuna.samplers.BaseSampler]:
+
+def _random() -> _SamplerClass:
     return optuna.samplers.RandomSampler
 
 
-def _tpe() -> type[optuna.samplers.BaseSampler]:
+def _tpe() -> _SamplerClass:
     return optuna.samplers.TPESampler
 
 
-def _nsgaii() -> type[optuna.samplers.BaseSampler]:
+def _nsgaii() -> _SamplerClass:
     return optuna.samplers.NSGAIISampler
 
 
-def _evolution() -> type[optuna.samplers.BaseSampler]:
+def _evolution() -> _SamplerClass:
     from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
 
     return RegularizedEvolutionSampler
 
 
-def _rnn() -> type[optuna.samplers.BaseSampler]:
+def _rnn() -> _SamplerClass:
     from optuna_nas.samplers._rnn_controller import RNNControllerSampler
 
     return RNNControllerSampler
 
 
 # name -> (loader of the class, whether its constructor takes ``search_space``)
-_REGISTRY: dict[str, tuple[Callable[[], type[optuna.samplers.BaseSampler]], bool]] = {
+_REGISTRY: dict[str, tuple[Callable[[], _SamplerClass], bool]] = {
     "random": (_random, False),
     "tpe": (_tpe, False),
     "nsgaii": (_nsgaii, False),
@@ -108,8 +111,9 @@ def create_sampler(
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         bad = ", ".join(repr(k) for k in unknown)
+        label = getattr(cls, "__name__", repr(cls))
         raise ValueError(
-            f"Sampler {name!r} ({cls.__name__}) does not take argument(s) {bad}; it takes "
+            f"Sampler {name!r} ({label}) does not take argument(s) {bad}; it takes "
             f"{[a for a in accepted if a not in ('seed', 'search_space')]!r} besides seed"
             + (" and search_space." if takes_space else ".")
         )
