@@ -105,8 +105,8 @@ class NB301Benchmark:
     The surrogate is loaded once per process and folder.
 
     Args:
-        data_dir: The folder holding ``nasbench301/``; ``None`` means ``$OPTUNA_NAS_DATA``, then
-            ``<repo>/../shared/data``.
+        data_dir: The folder holding ``nasbench301/``; ``None`` means ``$OPTUNA_NAS_DATA`` (see
+            :func:`~optuna_nas.benchmarks.resolve_data_dir`).
 
     Example:
         .. code-block:: python
