@@ -1,7 +1,8 @@
 """Pruners compared as compute saved vs final regret, on learning curves.
 
 Part 1, NAS-Bench-301 (default): each trial is a DARTS cell whose CIFAR-10 validation accuracy
-after epochs 1..98 comes from the NAS-Bench-301 surrogate (``optuna_nas.benchmarks``). Every
+after epochs 1..98 comes from the NAS-Bench-301 surrogate (``optuna_nas.benchmarks``), reported
+as 0-based steps 0..97 like every objective of the package. Every
 (sampler, pruner, seed) runs one study of ``--trials`` trials; we record the epochs "trained"
 (sum of the epochs each trial reported) and the best final (epoch-98) accuracy among the
 trials that completed. With the same seed the random sampler proposes the same cells whatever
@@ -60,7 +61,7 @@ import optuna
 from optuna.trial import TrialState
 
 
-NB301_EPOCHS = 98  # the surrogate's last epoch; epochs are reported as steps 1..98
+NB301_EPOCHS = 98  # the surrogate's epochs 1..98, reported as 0-based steps 0..97
 #: Shares of the unpruned study's epochs at which the equal-compute table reads the best.
 BUDGET_FRACTIONS = (0.25, 1 / 3, 0.5, 1.0)
 #: Shares of the training at which the predictability table correlates value and final value.
@@ -74,14 +75,12 @@ _N_WARMUP_TRIALS = 5
 
 
 # ----------------------------------------------------------------------------- pruners
-def _pruners(
-    max_step: int, first_step: int, sweep: bool, oracle: bool = False
-) -> dict[str, Callable[[], Any]]:
-    """Factories of the compared pruners. ``max_step``: last reported step; ``oracle``: add
-    the NB301-only :class:`_OracleTopKPruner` settings to the sweep."""
+def _pruners(max_resource: int, sweep: bool, oracle: bool = False) -> dict[str, Callable[[], Any]]:
+    """Factories of the compared pruners. ``max_resource``: epochs of a full trial (reported
+    as 0-based steps); ``oracle``: add the NB301-only :class:`_OracleTopKPruner` settings to
+    the sweep."""
     from optuna_nas.pruners import LearningCurvePruner
 
-    max_resource = max_step + 1 - first_step  # Hyperband counts resources from the first step
     out: dict[str, Callable[[], Any]] = {
         "none": optuna.pruners.NopPruner,
         "median": optuna.pruners.MedianPruner,
@@ -89,7 +88,7 @@ def _pruners(
         "hyperband": lambda: optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max_resource
         ),
-        "learning_curve": lambda: LearningCurvePruner(max_step=max_step),
+        "learning_curve": lambda: LearningCurvePruner(max_resource=max_resource),
     }
     if sweep:
         for p in (35.0, 65.0, 80.0, 90.0):
@@ -110,11 +109,14 @@ def _pruners(
         )
         for k in (2, 3, 6):
             out[f"learning_curve:top_k={k}"] = partial(
-                LearningCurvePruner, max_step=max_step, top_k=k
+                LearningCurvePruner, max_resource=max_resource, top_k=k
             )
         for k in (3, 4, 6):
             out[f"learning_curve:best_so_far,top_k={k}"] = partial(
-                LearningCurvePruner, max_step=max_step, top_k=k, curve_model="best_so_far"
+                LearningCurvePruner,
+                max_resource=max_resource,
+                top_k=k,
+                curve_model="best_so_far",
             )
         if oracle:
             for k in (2, 4):
@@ -299,7 +301,7 @@ def _run(task: Task) -> Result:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
     objective = _nb301_objective(task.data_dir)
-    pruner = _pruners(NB301_EPOCHS, 1, task.sweep, oracle=True)[task.pruner]()
+    pruner = _pruners(NB301_EPOCHS, task.sweep, oracle=True)[task.pruner]()
     sampler = _samplers(task.samplers)[task.sampler](task.seed)
     # A fixed name makes runs reproducible: Hyperband picks brackets by hashing it.
     study = optuna.create_study(
@@ -502,7 +504,7 @@ def _run_real_seed(
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     objective = _TrainOnceObjective(seed, epochs, subset)
-    factories = _pruners(epochs - 1, 0, sweep)
+    factories = _pruners(epochs, sweep)
     results = []
     # "none" first: it trains the cells that the pruned studies of the random sampler reuse.
     for name in sorted(pruners, key=lambda p: p != "none"):
@@ -528,7 +530,7 @@ def _live_check(seed: int, n_trials: int, epochs: int, subset: int, replayed: Re
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=seed),
-        pruner=LearningCurvePruner(max_step=epochs - 1),
+        pruner=LearningCurvePruner(max_resource=epochs),
     )
     study.optimize(_real_objective(seed, epochs, subset, prune=True), n_trials=n_trials)
     task = Task("real", "random", "learning_curve", seed, n_trials, False, None, ("random",))
@@ -803,9 +805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def seeds(n: int) -> range:
         return range(args.first_seed, args.first_seed + n)
 
-    def pruner_names(max_step: int, first_step: int) -> list[str]:
-        oracle = max_step == NB301_EPOCHS and first_step == 1
-        names = list(_pruners(max_step, first_step, args.sweep, oracle=oracle))
+    def pruner_names(max_resource: int, oracle: bool) -> list[str]:
+        names = list(_pruners(max_resource, args.sweep, oracle=oracle))
         if args.pruners:
             wanted = ["none"] + [p for p in args.pruners.split(",") if p != "none"]
             unknown = sorted(set(wanted) - set(names))
@@ -822,12 +823,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (FileNotFoundError, ImportError) as error:
             print(f"NAS-Bench-301 part skipped: {error}", file=sys.stderr)
         else:
-            base_names = [p for p in pruner_names(NB301_EPOCHS, 1) if ":" not in p]
+            nb301_names = pruner_names(NB301_EPOCHS, oracle=True)
+            base_names = [p for p in nb301_names if ":" not in p]
             tasks = [
                 Task("nb301", s, p, seed, args.trials, args.sweep, args.data_dir, available)
                 for s in available
                 # The sweep's extra settings run with --sweep-samplers only (time).
-                for p in (pruner_names(NB301_EPOCHS, 1) if s in sweep_samplers else base_names)
+                for p in (nb301_names if s in sweep_samplers else base_names)
                 for seed in seeds(args.seeds)
             ]
             if args.equal_budget:
@@ -845,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(real_samplers) - set(_samplers(real_samplers)))
         if unknown:
             raise SystemExit(f"Unknown --real-samplers {unknown}.")
-        names = pruner_names(args.real_epochs - 1, 0)
+        names = pruner_names(args.real_epochs, oracle=False)
         # One job per (sampler, seed): its pruners share the trained cells.
         run_seed = partial(
             _run_real_seed,

@@ -272,7 +272,7 @@ def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "learning_curve":
         from optuna_nas.pruners import LearningCurvePruner
 
-        return LearningCurvePruner(max_step=max(epochs - 1, 1))
+        return LearningCurvePruner(max_resource=epochs)
     return optuna.pruners.NopPruner()
 
 
