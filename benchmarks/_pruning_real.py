@@ -119,14 +119,12 @@ def run_real_seed(
 
 def live_check(seed: int, n_trials: int, epochs: int, subset: int, replayed: Result) -> str:
     """Run the LearningCurvePruner with real training and compare with its replay."""
-    from optuna_nas.pruners import LearningCurvePruner
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # with --jobs it runs in this process
     start = time.perf_counter()
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=seed),
-        pruner=LearningCurvePruner(max_resource=epochs),
+        sampler=sampler_factories(["random"])["random"](seed),
+        pruner=pruner_factories(epochs, sweep=False)["learning_curve"](),
     )
     study.optimize(real_objective(seed, epochs, subset, prune=True), n_trials=n_trials)
     task = Task("real", "random", "learning_curve", seed, n_trials, False, None, ("random",))
