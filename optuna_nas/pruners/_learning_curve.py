@@ -85,7 +85,8 @@ class LearningCurvePruner(BasePruner):
 
     Pruned children of :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` never become
     parents, so under evolution a wrong prune also changes the search; measured savings and
-    losses against Optuna's pruners are in ``benchmarks/README.md`` (``benchmarks/pruning.py``).
+    losses against Optuna's pruners are in the README and ``benchmarks/README.md``
+    (``benchmarks/pruning.py``).
 
     Example:
         .. code-block:: python
@@ -319,10 +320,13 @@ def pruned_reason(
         frozen = trial
     decision = system_attrs.get(DECISION_ATTR_KEY)
     if isinstance(decision, Mapping):
-        at = _at_epoch(decision.get("epoch"))
+        # "step" / "max_step": decisions stored before the keys said "epoch" / "max_resource".
+        at = _at_epoch(decision.get("epoch", decision.get("step")))
         if decision.get("reason") == "non-finite value":
             return f"LearningCurvePruner: non-finite value {at})"
         max_resource = decision.get("max_resource")
+        if max_resource is None and isinstance(decision.get("max_step"), int):
+            max_resource = decision["max_step"] + 1
         return (
             f"LearningCurvePruner {at}): optimistic final value "
             f"{_fmt(decision.get('optimistic'))} (prediction {_fmt(decision.get('prediction'))}"

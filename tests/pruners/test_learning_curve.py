@@ -377,3 +377,38 @@ def test_pruned_reason_for_other_pruners() -> None:
     frozen = study.trials[-1]
     assert pruned_reason(frozen).startswith("pruned by the pruner at epoch 3 (4 epochs")
     assert pruned_reason(frozen, study.pruner).startswith("pruned by ThresholdPruner at epoch 3")
+
+
+def test_max_resource_counts_epochs_like_hyperband() -> None:
+    """``max_resource`` is the number of epochs (last report at epoch max_resource - 1), and
+    "auto" reads it from the completed trials as HyperbandPruner does."""
+    finals = [0.9, 0.91, 0.92]
+    candidate = _curve(0.5)
+    explicit = _decisions(
+        _study_with_references(
+            LearningCurvePruner(max_resource=EPOCHS, top_k=2, n_warmup_trials=3), finals
+        ),
+        candidate,
+    )
+    auto = _decisions(
+        _study_with_references(LearningCurvePruner(top_k=2, n_warmup_trials=3), finals),
+        candidate,
+    )
+    assert explicit == auto and any(explicit)
+    assert not explicit[EPOCHS - 1]  # the last epoch is never pruned
+    # A longer max_resource than the references reached: none of them counts.
+    longer = LearningCurvePruner(max_resource=EPOCHS + 1, top_k=2, n_warmup_trials=3)
+    assert not any(_decisions(_study_with_references(longer, finals), candidate))
+
+
+def test_pruned_reason_reads_decisions_stored_with_step_keys() -> None:
+    frozen = optuna.trial.create_trial(
+        state=TrialState.PRUNED,
+        intermediate_values={0: 0.1, 1: 0.2},
+        system_attrs={
+            DECISION_ATTR_KEY: {"reason": "cannot reach top-k", "step": 1, "max_step": 29}
+        },
+    )
+    reason = pruned_reason(frozen)
+    assert reason.startswith("LearningCurvePruner at epoch 1 (2 epochs trained)")
+    assert reason.endswith("after 30 epochs")
