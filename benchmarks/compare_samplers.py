@@ -29,8 +29,8 @@ Usage (from the repository root)::
 
 A strategy is ``random``, ``tpe``, ``nsga2`` (multi-objective), ``evolution``
 (``optuna_nas.samplers.RegularizedEvolutionSampler``) or ``rnn`` (``RNNControllerSampler``),
-optionally followed by ``:key=value,...`` constructor arguments (Python literals). Our samplers
-are skipped with a note while they are not importable.
+optionally followed by ``:key=value,...`` constructor arguments (Python literals); samplers are
+built by ``optuna_nas.samplers.create_sampler``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ import sys
 import time
 from typing import Any
 
+from _common import create_sampler
+from _common import data_dir
 import numpy as np
 import optuna
 
@@ -97,31 +99,13 @@ def strategy_label(spec: str) -> str:
     return f"{_LABELS[name]}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
 
 
-def our_sampler_class(name: str) -> tuple[type | None, str]:
-    """Our sampler class for ``evolution``/``rnn``, or ``None`` and why it is unavailable."""
-    attr = {"evolution": "RegularizedEvolutionSampler", "rnn": "RNNControllerSampler"}[name]
-    try:
-        import optuna_nas.samplers as samplers
-    except Exception as e:  # a half-written module must not stop the other strategies
-        return None, f"optuna_nas.samplers does not import ({type(e).__name__}: {e})"
-    cls = getattr(samplers, attr, None)
-    if not isinstance(cls, type):
-        return None, f"optuna_nas.samplers.{attr} is not available yet"
-    return cls, ""
+# Strategy names of this script -> names of `optuna_nas.samplers.create_sampler`.
+_FACTORY_NAMES = {"nsga2": "nsgaii"}
 
 
 def make_sampler(spec: str, seed: int) -> optuna.samplers.BaseSampler:
     name, kwargs = parse_strategy(spec)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed, **kwargs)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, **kwargs)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **kwargs)
-    cls, why = our_sampler_class(name)
-    if cls is None:
-        raise RuntimeError(why)
-    return cls(seed=seed, **kwargs)
+    return create_sampler(_FACTORY_NAMES.get(name, name), seed=seed, **kwargs)
 
 
 def available_strategies(
@@ -134,20 +118,15 @@ def available_strategies(
         if name == "nsga2" and not multi_objective:
             notes.append(f"{spec}: NSGA-II is only run in --multi-objective mode")
             continue
-        if name in ("evolution", "rnn"):
-            cls, why = our_sampler_class(name)
-            if cls is None:
-                notes.append(f"{spec}: skipped, {why}")
+        if name in ("evolution", "rnn") and multi_objective:
+            try:  # does the sampler accept a two-objective study?
+                study = optuna.create_study(
+                    directions=["maximize", "minimize"], sampler=make_sampler(spec, 0)
+                )
+                study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=2)
+            except Exception as e:
+                notes.append(f"{spec}: skipped, no multi-objective support ({e})")
                 continue
-            if multi_objective:
-                try:  # does the sampler accept a two-objective study?
-                    study = optuna.create_study(
-                        directions=["maximize", "minimize"], sampler=make_sampler(spec, 0)
-                    )
-                    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=2)
-                except Exception as e:
-                    notes.append(f"{spec}: skipped, no multi-objective support ({e})")
-                    continue
         kept.append(spec)
     return kept, notes
 
@@ -489,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from optuna_nas.benchmarks import DEFAULT_HARDWARE_METRIC
     from optuna_nas.benchmarks import NB201Benchmark
 
+    args.data_dir = str(data_dir(args.data_dir))  # the workers get the resolved folder
     bench = NB201Benchmark.load(args.data_dir, hardware=args.multi_objective)
     metric = args.metric or DEFAULT_HARDWARE_METRIC
     n_trials = budgets[-1]

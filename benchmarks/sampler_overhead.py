@@ -33,6 +33,8 @@ import tempfile
 import time
 from typing import Any
 
+from _common import create_sampler
+from _common import data_dir as checkout_data_dir
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
@@ -96,37 +98,27 @@ class TimedSampler(BaseSampler):
 Factory = Callable[[int], BaseSampler]
 
 
+_LABELS = {
+    "random": "Random",
+    "tpe": "TPE",
+    "evolution": "RegularizedEvolution",
+    "rnn": "RNNController",
+}
+
+
 def strategies(names: Sequence[str]) -> tuple[dict[str, tuple[str, Factory]], list[str]]:
-    """(label, seed -> sampler) by name for the available strategies, and notes."""
+    """(label, seed -> sampler) by name, and notes (none: every strategy is available)."""
     factories: dict[str, tuple[str, Factory]] = {}
-    notes = []
     for name in names:
-        if name == "random":
-            factories[name] = ("Random", lambda seed: optuna.samplers.RandomSampler(seed=seed))
-        elif name == "tpe":
-            factories[name] = ("TPE", lambda seed: optuna.samplers.TPESampler(seed=seed))
-        elif name in ("evolution", "rnn"):
-            attr = "RegularizedEvolutionSampler" if name == "evolution" else "RNNControllerSampler"
-            try:
-                import optuna_nas.samplers as samplers
-
-                cls = getattr(samplers, attr, None)
-            except Exception as e:  # a half-written module must not stop the others
-                cls, why = None, f"{type(e).__name__}: {e}"
-            else:
-                why = "not available yet"
-            if isinstance(cls, type):
-                factories[name] = (attr.removesuffix("Sampler"), _factory(cls))
-            else:
-                notes.append(f"{name}: skipped, optuna_nas.samplers.{attr} {why}")
-        else:
-            raise ValueError(f"Unknown strategy {name!r}; expected random, tpe, evolution, rnn.")
-    return factories, notes
+        if name not in _LABELS:
+            raise ValueError(f"Unknown strategy {name!r}; expected one of {list(_LABELS)}.")
+        factories[name] = (_LABELS[name], _factory(name))
+    return factories, []
 
 
-def _factory(cls: Any) -> Callable[[int], BaseSampler]:
+def _factory(name: str) -> Factory:
     def make(seed: int) -> BaseSampler:
-        return cls(seed=seed)
+        return create_sampler(name, seed=seed)
 
     return make
 
@@ -140,7 +132,7 @@ def history(n: int, seed: int, data_dir: str | None) -> tuple[list[FrozenTrial],
     try:
         from optuna_nas.benchmarks import NB201Benchmark
 
-        bench: Any = NB201Benchmark.load(data_dir, hardware=False)
+        bench: Any = NB201Benchmark.load(checkout_data_dir(data_dir), hardware=False)
 
         def value(cell: Any) -> float:
             return float(bench.accuracy(cell))

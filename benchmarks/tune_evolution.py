@@ -30,23 +30,16 @@ import argparse
 import csv
 import json
 import math
-import os
 from pathlib import Path
 import time
 from typing import Any
 
+from _common import create_sampler
+from _common import data_dir
 import numpy as np
 import optuna
 
-from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.search_spaces import create_search_space
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("OPTUNA_NAS_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def load_table(data_dir: Path) -> dict[str, float]:
@@ -55,10 +48,8 @@ def load_table(data_dir: Path) -> dict[str, float]:
 
 
 def make_sampler(spec: str, seed: int, space: Any) -> optuna.samplers.BaseSampler:
-    if spec == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if spec == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+    if spec in ("random", "tpe"):
+        return create_sampler(spec, seed=seed)
     name, _, opts = spec.partition(":")
     if name != "rea":
         raise ValueError(f"Unknown sampler spec {spec!r}.")
@@ -72,9 +63,8 @@ def make_sampler(spec: str, seed: int, space: Any) -> optuna.samplers.BaseSample
         kwargs["skip_duplicates"] = bool(int(kv["dup"]))
     if "retries" in kv:
         kwargs["max_duplicate_retries"] = int(kv["retries"])
-    if int(kv.get("space", "1")):
-        kwargs["search_space"] = space
-    return RegularizedEvolutionSampler(seed=seed, **kwargs)
+    search_space = space if int(kv.get("space", "1")) else None
+    return create_sampler("evolution", seed=seed, search_space=search_space, **kwargs)
 
 
 def run_one(
@@ -119,9 +109,9 @@ def measure_overhead(n_trials: int, repeats: int) -> None:
         return np.array(stamps)
 
     makers = {
-        "random": lambda: optuna.samplers.RandomSampler(seed=0),
-        "evolution": lambda: RegularizedEvolutionSampler(seed=0),
-        "evolution+space": lambda: RegularizedEvolutionSampler(seed=0, search_space=space),
+        "random": lambda: create_sampler("random", seed=0),
+        "evolution": lambda: create_sampler("evolution", seed=0),
+        "evolution+space": lambda: create_sampler("evolution", seed=0, search_space=space),
     }
     best: dict[str, list[float]] = {name: [math.inf, math.inf] for name in makers}
     for _ in range(repeats):
@@ -145,7 +135,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.5, 2.0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 300])
-    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tune_evolution_cache.json"))
     parser.add_argument("--overhead", type=int, default=0, metavar="N")
     parser.add_argument("--repeats", type=int, default=3)
@@ -157,7 +147,7 @@ def main() -> None:
         return
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    table = load_table(args.data)
+    table = load_table(data_dir(args.data))
     cache: dict[str, list[list[float]]] = {}
     if args.cache.exists():
         cache = json.loads(args.cache.read_text())

@@ -32,26 +32,18 @@ import itertools
 import json
 import math
 import multiprocessing
-import os
 from pathlib import Path
 import statistics
 import time
 from typing import Any
 
+from _common import create_sampler
+from _common import data_dir
 import numpy as np
 import optuna
 
-from optuna_nas.samplers import RNNControllerSampler
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.search_spaces import create_search_space
-
-
-def data_dir(path: str | None) -> Path:
-    if path:
-        return Path(path)
-    if os.environ.get("OPTUNA_NAS_DATA"):
-        return Path(os.environ["OPTUNA_NAS_DATA"])
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def load_table(folder: Path) -> dict[str, float]:
@@ -67,11 +59,9 @@ def make_sampler(name: str, seed: int, config: dict[str, Any]) -> optuna.sampler
         config = dict(config)
         # Private switch for comparing advantage scalings (not a public argument).
         ControllerPolicy._scale_mode = config.pop("_scale_mode", "std")
-        return RNNControllerSampler(seed=seed, **config)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return create_sampler("rnn", seed=seed, **config)
+    if name in ("random", "tpe"):
+        return create_sampler(name, seed=seed)
     raise ValueError(f"Unknown sampler {name!r}.")
 
 
@@ -209,7 +199,7 @@ def overhead(data: str, n_trials: int, n_replay: int) -> None:
             )
         )
     study.add_trials(trials)
-    study.sampler = RNNControllerSampler(seed=0)
+    study.sampler = create_sampler("rnn", seed=0)
     start = time.perf_counter()
     trial = study.ask()
     space.suggest(trial)

@@ -38,7 +38,7 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
             min_resource=1, max_resource=max_epochs, reduction_factor=3
         )
     if name == "learning_curve":
-        return LearningCurvePruner(max_step=max_epochs - 1)
+        return LearningCurvePruner(max_resource=max_epochs)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5)
     if name == "none":

@@ -8,6 +8,7 @@ on embedded MNIST digits that finishes in a few minutes on a laptop CPU, then lo
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from collections.abc import Sequence
 import json
 import math
@@ -44,34 +45,27 @@ class CLIError(Exception):
 
 
 # ------------------------------------------------------------------------------------ arg types
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number_type(
+    convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str
+) -> Callable[[str], Any]:
+    """An argparse ``type``: ``convert(text)``, refused unless ``accept(value)``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type by it
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -88,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    demo = commands.add_parser(
+    demo = _add_command(
+        commands,
         "demo",
         help="a small real NAS on embedded MNIST digits (a few minutes on a CPU)",
         description=(
@@ -96,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
             "training each candidate with Lightning at low fidelity, pruning weak ones with "
             "Optuna, and storing every trial in an SQLite file for optuna-dashboard."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     demo.add_argument("--n-trials", type=_positive_int, default=20, help="number of trials")
     demo.add_argument(
@@ -110,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="median",
         help="Optuna's MedianPruner or HyperbandPruner, or optuna_nas' LearningCurvePruner",
     )
-    demo.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     demo.add_argument(
         "--artifact-dir",
         default=DEFAULT_ARTIFACT_DIR,
@@ -155,29 +148,35 @@ def build_parser() -> argparse.ArgumentParser:
         "and extra threads slow down sharply on a busy machine",
     )
 
-    best = commands.add_parser(
-        "best",
-        help="print the best trial of a study: architecture and attributes",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    best = _add_command(
+        commands, "best", help="print the best trial of a study: architecture and attributes"
     )
-    best.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     best.add_argument(
         "--study-name", default=None, help="study name (optional if the storage holds one study)"
     )
     best.add_argument("--json", action="store_true", help="print JSON")
 
-    dashboard = commands.add_parser(
-        "dashboard",
-        help="open optuna-dashboard on a storage",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    dashboard.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    dashboard = _add_command(commands, "dashboard", help="open optuna-dashboard on a storage")
     dashboard.add_argument(
         "--artifact-dir", default=DEFAULT_ARTIFACT_DIR, help="folder of the trials' artifacts"
     )
     dashboard.add_argument("--host", default="127.0.0.1", help="host to listen on")
     dashboard.add_argument("--port", type=_positive_int, default=8080, help="port")
     return parser
+
+
+def _add_command(
+    commands: Any, name: str, *, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand's parser (defaults shown in its help), with the ``--storage`` option."""
+    command: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    command.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    return command
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -261,34 +260,6 @@ def _print_trial(trial: optuna.trial.FrozenTrial, *, header: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ commands
-def _make_sampler(name: str, seed: int, space: Any, n_trials: int) -> optuna.samplers.BaseSampler:
-    import optuna
-
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, n_trials // 2 or 1))
-    # The NAS samplers live in optuna_nas.samplers; import them only when asked for.
-    try:
-        from optuna_nas import samplers
-
-        if name == "evolution":
-            # NAS-Bench-201's setting (population 10, tournament 3), shrunk for short demos.
-            population = max(2, min(10, n_trials // 2))
-            return samplers.RegularizedEvolutionSampler(
-                population_size=population,
-                sample_size=min(3, population),
-                search_space=space,
-                seed=seed,
-            )
-        return samplers.RNNControllerSampler(seed=seed)
-    except (ImportError, AttributeError, TypeError) as error:
-        raise CLIError(
-            f"The {name!r} sampler is not available in this installation ({error}); "
-            "use --sampler random or tpe."
-        ) from None
-
-
 def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
@@ -300,8 +271,7 @@ def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "learning_curve":
         from optuna_nas.pruners import LearningCurvePruner
 
-        # Steps are 0-based epochs, so a full trial's last report is at epochs - 1.
-        return LearningCurvePruner(max_step=max(epochs - 1, 1))
+        return LearningCurvePruner(max_resource=epochs)
     return optuna.pruners.NopPruner()
 
 
@@ -309,6 +279,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
 
+    from optuna_nas.samplers import create_sampler
     from optuna_nas.search_spaces import create_search_space
     from optuna_nas.training import EmbeddedDataModule
     from optuna_nas.training import NASObjective
@@ -342,13 +313,15 @@ def _run_demo(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(
         optuna.logging.WARNING if not args.no_progress_bar else optuna.logging.INFO
     )
+    # Outside the `try`: a sampler that cannot be built is a bug to see, not a user error.
+    sampler = create_sampler(args.sampler, seed=args.seed, search_space=space)
     try:
         study = optuna.create_study(
             study_name=args.study_name,
             storage=args.storage,
             load_if_exists=True,
             direction="maximize",
-            sampler=_make_sampler(args.sampler, args.seed, space, args.n_trials),
+            sampler=sampler,
             pruner=_make_pruner(args.pruner, args.epochs),
         )
     except (ValueError, optuna.exceptions.OptunaError) as error:

@@ -1,4 +1,4 @@
-"""Where the benchmark data lives: an explicit path, ``$OPTUNA_NAS_DATA`` or a default."""
+"""Where the benchmark data lives: an explicit path, else ``$OPTUNA_NAS_DATA``."""
 
 from __future__ import annotations
 
@@ -9,40 +9,38 @@ from pathlib import Path
 #: Environment variable naming the folder that holds ``nasbench201/`` and ``nasbench301/``.
 DATA_ENV_VAR = "OPTUNA_NAS_DATA"
 
-# A source checkout keeps the data beside the repository (``<repo>/../shared/data``).
-_DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Find the benchmark data folder.
 
     The folder holds ``nasbench201/`` (``cifar10.csv``, ``hardware.csv``) and ``nasbench301/``
-    (``model.onnx``, ``encoding.json``, ``config_space.json``).
+    (``model.onnx``, ``encoding.json``, ``config_space.json``). The library has no default
+    location: the folder is ``data_dir``, else the environment variable ``$OPTUNA_NAS_DATA``.
 
     Args:
-        data_dir: The folder. If ``None``, ``$OPTUNA_NAS_DATA`` is used, then
-            ``<repo>/../shared/data`` when it exists.
+        data_dir: The folder. If ``None``, ``$OPTUNA_NAS_DATA`` is used.
 
     Returns:
         The folder, as an absolute path.
 
     Raises:
-        FileNotFoundError: No folder was given and none of the defaults exists, or the given
-            folder does not exist.
+        FileNotFoundError: No folder was given and ``$OPTUNA_NAS_DATA`` is not set, or the
+            folder does not exist; the message names it and says how to point at the data.
     """
     if data_dir is None:
-        env = os.environ.get(DATA_ENV_VAR)
-        if env:
-            data_dir = env
-        elif _DEFAULT_DATA_DIR.is_dir():
-            return _DEFAULT_DATA_DIR
-        else:
+        data_dir = os.environ.get(DATA_ENV_VAR) or None
+        if data_dir is None:
             raise FileNotFoundError(
-                "No benchmark data folder: pass data_dir=... or set "
-                f"${DATA_ENV_VAR} to the folder holding nasbench201/ and nasbench301/ "
-                f"(default {str(_DEFAULT_DATA_DIR)!r} does not exist)."
+                "No benchmark data folder: pass data_dir=... or set the environment variable "
+                f"{DATA_ENV_VAR} to the folder holding nasbench201/ and nasbench301/."
             )
+        source = f" (from ${DATA_ENV_VAR})"
+    else:
+        source = ""
     path = Path(data_dir).expanduser().resolve()
     if not path.is_dir():
-        raise FileNotFoundError(f"Benchmark data folder {str(path)!r} does not exist.")
+        raise FileNotFoundError(
+            f"Benchmark data folder {str(path)!r}{source} does not exist; pass data_dir=... or "
+            f"set {DATA_ENV_VAR} to the folder holding nasbench201/ and nasbench301/."
+        )
     return path

@@ -54,7 +54,7 @@ class NB201Benchmark:
             import optuna
             from optuna_nas.benchmarks import NB201Benchmark
 
-            bench = NB201Benchmark.load()  # $OPTUNA_NAS_DATA or <repo>/../shared/data
+            bench = NB201Benchmark.load()  # the folder named by $OPTUNA_NAS_DATA
             objective = bench.objective(noise_std=0.5, seed=0)
             study = optuna.create_study(direction="maximize")
             study.optimize(objective, n_trials=50)
@@ -116,8 +116,8 @@ class NB201Benchmark:
         and one column per latency/energy measurement).
 
         Args:
-            data_dir: The folder holding ``nasbench201/``; ``None`` means ``$OPTUNA_NAS_DATA``,
-                then ``<repo>/../shared/data``.
+            data_dir: The folder holding ``nasbench201/``; ``None`` means ``$OPTUNA_NAS_DATA``
+                (see :func:`~optuna_nas.benchmarks.resolve_data_dir`).
             hardware: Whether to load the hardware costs for :meth:`multi_objective`.
         """
         root = resolve_data_dir(data_dir)

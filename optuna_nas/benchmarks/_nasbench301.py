@@ -110,8 +110,8 @@ class NB301Benchmark:
     The surrogate is loaded once per process and folder.
 
     Args:
-        data_dir: The folder holding ``nasbench301/``; ``None`` means ``$OPTUNA_NAS_DATA``, then
-            ``<repo>/../shared/data``.
+        data_dir: The folder holding ``nasbench301/``; ``None`` means ``$OPTUNA_NAS_DATA`` (see
+            :func:`~optuna_nas.benchmarks.resolve_data_dir`).
 
     Example:
         .. code-block:: python
@@ -194,10 +194,12 @@ class NB301Objective:
     """NAS-Bench-301 objective; made by :meth:`NB301Benchmark.objective`.
 
     Each call suggests a genotype through the DARTS space, predicts its learning curve in one
-    batched surrogate call, and reports it (``trial.report(acc, epoch)`` for epoch
-    ``1..max_epochs``), raising :class:`optuna.TrialPruned` when the pruner says so. User
-    attributes: ``arch`` (DARTS genotype string), ``learning_curve`` (accuracies reported, in
-    percent), ``epochs_used`` (epochs "trained", for compute accounting) and, for cells outside
+    batched surrogate call, and reports it with 0-based epochs like every objective of the
+    package (``trial.report(acc, epoch)`` for ``epoch`` in ``0..max_epochs - 1``, the accuracy
+    after ``epoch + 1`` epochs of training), raising :class:`optuna.TrialPruned` when the pruner
+    says so. User attributes: ``arch`` (DARTS genotype string), ``learning_curve`` (accuracies
+    reported, in percent), ``epochs_used`` (epochs "trained", for compute accounting: the last
+    reported epoch + 1) and, for cells outside
     NAS-Bench-301 (only possible with a ``distinct_inputs=False`` space), ``fail_reason``.
     """
 
@@ -241,11 +243,12 @@ class NB301Objective:
         genotype = self.space.suggest(trial)
         trial.set_user_attr("arch", self.space.to_string(genotype))
         curve = self.bench.learning_curve(genotype, self.max_epochs)
-        for epoch, accuracy in enumerate(curve, start=1):
+        # Step `epoch` (0-based) holds the surrogate's value after `epoch + 1` epochs.
+        for epoch, accuracy in enumerate(curve):
             trial.report(float(accuracy), epoch)
             if trial.should_prune():
-                trial.set_user_attr("learning_curve", [float(a) for a in curve[:epoch]])
-                trial.set_user_attr("epochs_used", epoch)
+                trial.set_user_attr("learning_curve", [float(a) for a in curve[: epoch + 1]])
+                trial.set_user_attr("epochs_used", epoch + 1)
                 raise optuna.TrialPruned(f"Pruned at epoch {epoch}.")
         trial.set_user_attr("learning_curve", [float(a) for a in curve])
         trial.set_user_attr("epochs_used", self.max_epochs)

@@ -45,32 +45,37 @@ class _Curve:
 class LearningCurvePruner(BasePruner):
     """Prune a trial whose extrapolated learning curve cannot reach the study's top-k.
 
-    At each checked step ``t`` the pruner predicts the trial's value at the final step
-    ``max_step`` and prunes it when even an *optimistic* prediction is worse than the
+    Steps are 0-based epochs, as everywhere in optuna_nas: step ``t`` holds the value after
+    ``t + 1`` epochs, and a full trial of ``max_resource`` epochs last reports at step
+    ``max_resource - 1`` (the convention of :class:`optuna.pruners.HyperbandPruner`'s
+    ``max_resource``). At each checked epoch ``t`` the pruner predicts the trial's value at the
+    last epoch and prunes it when even an *optimistic* prediction is worse than the
     ``top_k``-th best final value among completed trials:
 
     1. **Reference trials.** The ``top_k`` completed trials with the best value at their last
-       reported step (which must be at least ``max_step``) set the bar: the worst of them.
+       reported epoch (which must be at least the last epoch ``max_resource - 1``) set the bar:
+       the worst of them.
     2. **Prediction.** The default ``curve_model="inverse_power_law"`` fits the saturating
-       power law ``y(x) = a - b * x**(-c)`` (``x = step + 1``, ``b >= 0``) to the reported
-       values by least squares (:func:`~optuna_nas.pruners.fit_inverse_power_law`, NumPy
-       only) and extrapolates it to ``max_step``; with fewer than 4 values it falls back to
-       ``"best_so_far"``, which predicts the best value reported so far (a curve that stops
-       improving). A prediction is never below the best value so far.
+       power law ``y(x) = a - b * x**(-c)`` (``x = t + 1``, the epochs trained, ``b >= 0``) to
+       the reported values by least squares
+       (:func:`~optuna_nas.pruners.fit_inverse_power_law`, NumPy only) and extrapolates it to
+       ``x = max_resource``; with fewer than 4 values it falls back to ``"best_so_far"``,
+       which predicts the best value reported so far (a curve that stops improving). A
+       prediction is never below the best value so far.
     3. **Optimism margin, measured on the study itself.** The same prediction is made for each
-       reference trial from *its* values up to step ``t``; the largest amount by which a
+       reference trial from *its* values up to epoch ``t``; the largest amount by which a
        reference trial's true final value beat that prediction is the margin (never
        negative). For ``"best_so_far"`` it is the largest gain a top trial still made after
-       step ``t``: it shrinks as training advances and follows the study's real curves
+       epoch ``t``: it shrinks as training advances and follows the study's real curves
        (learning-rate schedule, noise) without assuming their shape.
     4. **Decision.** Prune when ``prediction + optimism * margin`` is worse than the bar.
 
     With ``optimism >= 1`` and ``"best_so_far"``, a trial whose best value so far is at least
-    that of one of the top-k trials at the same step is never pruned; in particular a re-run of
-    a top trial is not. Direction is honoured by flipping signs for ``minimize``. A NaN latest
-    value or an infinite one in the bad direction (diverged training) prunes the trial at
-    once, from step ``n_warmup_steps`` on and without waiting for ``n_warmup_trials``;
-    non-finite values of other trials are ignored. A step at which some top-k trial had not
+    that of one of the top-k trials at the same epoch is never pruned; in particular a re-run
+    of a top trial is not. Direction is honoured by flipping signs for ``minimize``. A NaN
+    latest value or an infinite one in the bad direction (diverged training) prunes the trial
+    at once, from epoch ``n_warmup_steps`` on and without waiting for ``n_warmup_trials``;
+    non-finite values of other trials are ignored. An epoch at which some top-k trial had not
     reported a finite value yet is not judged (its margin would be unknown).
 
     The decision is a pure function of the trials in the storage (no state in the pruner
@@ -78,18 +83,10 @@ class LearningCurvePruner(BasePruner):
     stores its numbers in the trial's system attribute :data:`DECISION_ATTR_KEY`;
     :func:`~optuna_nas.pruners.pruned_reason` turns them into a sentence for the dashboard.
 
-    The defaults were chosen on NAS-Bench-301 learning curves (``benchmarks/pruning.py``, 100
-    random cells of 98 epochs, 50 seeds): they trained 3.4 times fewer epochs than no pruning
-    and lost 0.08 percentage point of best accuracy on average, where Optuna's default
-    ``MedianPruner`` and ``HyperbandPruner`` saved more (5.4x, 5.2x) but lost 0.15 and 0.14
-    point. At equal loss the pruner matched a percentile pruner tuned for it and saved more
-    than Hyperband. The power law beat ``"best_so_far"`` slightly at equal loss; ``top_k``
-    trades savings for safety (3: 4.2x, 0.12 point; 6: 2.7x, 0.05 point). Under
-    :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` it saved 2.3x for 0.12 point
-    (Median 3.6x for 0.32, Hyperband 3.9x for 0.39): pruned children never become parents,
-    so a wrong prune also changes the search, and evolution's children, all near the top, are
-    hard to rank early (their accuracy after a third of the epochs has a rank correlation of
-    0.2 with the final one: the predictability table of ``benchmarks/pruning.py``).
+    Pruned children of :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` never become
+    parents, so under evolution a wrong prune also changes the search; measured savings and
+    losses against Optuna's pruners are in the README and ``benchmarks/README.md``
+    (``benchmarks/pruning.py``).
 
     Example:
         .. code-block:: python
@@ -100,26 +97,28 @@ class LearningCurvePruner(BasePruner):
             def objective(trial):
                 rate = trial.suggest_float("rate", 0.05, 1.0)
                 acc = 0.0
-                for epoch in range(30):
+                for epoch in range(30):  # 0-based epochs
                     acc = 0.9 - 0.8 * (epoch + 1) ** -rate
                     trial.report(acc, epoch)
                     if trial.should_prune():
                         raise optuna.TrialPruned()
                 return acc
 
-            pruner = LearningCurvePruner(max_step=29, top_k=3, n_warmup_trials=5)
+            pruner = LearningCurvePruner(max_resource=30, top_k=3, n_warmup_trials=5)
             study = optuna.create_study(direction="maximize", pruner=pruner)
             study.optimize(objective, n_trials=30)
 
     Args:
-        max_step: The last step a full trial reports (e.g. ``max_epochs - 1`` for 0-based
-            epochs). ``None`` takes the largest last step of the completed trials.
+        max_resource: The number of epochs of a full trial (its last report is at epoch
+            ``max_resource - 1``), as in :class:`optuna.pruners.HyperbandPruner`. ``"auto"``
+            takes the largest last epoch of the completed trials, plus one.
         top_k: Number of best completed trials a trial must be able to join. Larger is safer
             and prunes less.
         n_warmup_trials: Pruning is disabled until this many trials (and at least ``top_k``)
-            have completed with a curve that reaches ``max_step``.
-        n_warmup_steps: Pruning is disabled while the current step is below this number.
-        interval_steps: Interval in steps between checks, offset by ``n_warmup_steps`` (as in
+            have completed with a curve that reaches the last epoch.
+        n_warmup_steps: Pruning is disabled while the current (0-based) epoch is below this
+            number.
+        interval_steps: Interval in epochs between checks, offset by ``n_warmup_steps`` (as in
             :class:`optuna.pruners.MedianPruner`).
         optimism: Multiplier of the empirical margin; ``0`` trusts the prediction alone,
             larger values prune later and more safely.
@@ -132,7 +131,7 @@ class LearningCurvePruner(BasePruner):
     def __init__(
         self,
         *,
-        max_step: int | None = None,
+        max_resource: int | Literal["auto"] = "auto",
         top_k: int = 4,
         n_warmup_trials: int = 5,
         n_warmup_steps: int = 0,
@@ -140,8 +139,12 @@ class LearningCurvePruner(BasePruner):
         optimism: float = 1.0,
         curve_model: CurveModel = "inverse_power_law",
     ) -> None:
-        if max_step is not None and (isinstance(max_step, bool) or max_step < 1):
-            raise ValueError(f"max_step must be a positive int or None, got {max_step=}.")
+        if max_resource != "auto" and (
+            isinstance(max_resource, bool) or not isinstance(max_resource, int)
+        ):
+            raise ValueError(f"max_resource must be an int or 'auto', got {max_resource=}.")
+        if isinstance(max_resource, int) and max_resource < 1:
+            raise ValueError(f"max_resource must be at least 1, got {max_resource=}.")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k=}.")
         if n_warmup_trials < 0:
@@ -156,7 +159,8 @@ class LearningCurvePruner(BasePruner):
             raise ValueError(
                 f"curve_model must be one of {list(_CURVE_MODELS)!r}, got {curve_model=}."
             )
-        self._max_step = max_step
+        # The last epoch (step) of a full trial; None: from the completed trials ("auto").
+        self._max_step = None if max_resource == "auto" else max_resource - 1
         self._top_k = top_k
         self._n_warmup_trials = n_warmup_trials
         self._n_warmup_steps = n_warmup_steps
@@ -272,8 +276,8 @@ class LearningCurvePruner(BasePruner):
         # visible in the storage and the dashboard; `pruned_reason` formats it.
         decision: dict[str, Any] = {
             "reason": reason,
-            "step": step,
-            "max_step": max_step,
+            "epoch": step,  # the 0-based epoch (step) of the report that was judged
+            "max_resource": None if max_step is None else max_step + 1,
             "top_k": self._top_k,
             "curve_model": curve_model or self._curve_model,
             "optimism": self._optimism,
@@ -290,7 +294,8 @@ def pruned_reason(
 
     Reads the decision that :class:`LearningCurvePruner` stored in the trial. For any other
     pruner it names the pruner (``pruner``, or the study's pruner for an
-    :class:`optuna.Trial`), the last reported step and its value.
+    :class:`optuna.Trial`), the last reported epoch and its value. Epochs are the 0-based steps
+    of ``trial.report``; the sentence also gives the epochs trained (the epoch + 1).
 
     Args:
         trial: A running trial (inside the objective) or a finished one.
@@ -315,20 +320,31 @@ def pruned_reason(
         frozen = trial
     decision = system_attrs.get(DECISION_ATTR_KEY)
     if isinstance(decision, Mapping):
-        step = decision.get("step")
+        # "step" / "max_step": decisions stored before the keys said "epoch" / "max_resource".
+        at = _at_epoch(decision.get("epoch", decision.get("step")))
         if decision.get("reason") == "non-finite value":
-            return f"LearningCurvePruner: non-finite value at step {step}"
+            return f"LearningCurvePruner: non-finite value {at})"
+        max_resource = decision.get("max_resource")
+        if max_resource is None and isinstance(decision.get("max_step"), int):
+            max_resource = decision["max_step"] + 1
         return (
-            f"LearningCurvePruner at step {step}: optimistic final value "
+            f"LearningCurvePruner {at}): optimistic final value "
             f"{_fmt(decision.get('optimistic'))} (prediction {_fmt(decision.get('prediction'))}"
             f" + margin {_fmt(decision.get('margin'))} x {decision.get('optimism')}, "
             f"{decision.get('curve_model')}) cannot reach the top-{decision.get('top_k')} "
-            f"value {_fmt(decision.get('bar'))} at step {decision.get('max_step')}"
+            f"value {_fmt(decision.get('bar'))} after {max_resource} epochs"
         )
     name = type(pruner).__name__ if pruner is not None else "the pruner"
     step = frozen.last_step
     value = frozen.intermediate_values.get(step) if step is not None else None
-    return f"pruned by {name} at step {step} (value {_fmt(value)})"
+    return f"pruned by {name} {_at_epoch(step)}, value {_fmt(value)})"
+
+
+def _at_epoch(epoch: Any) -> str:
+    """``at epoch E (N epochs trained`` (the caller closes the parenthesis)."""
+    if isinstance(epoch, int):
+        return f"at epoch {epoch} ({epoch + 1} epoch{'s' if epoch else ''} trained"
+    return f"at epoch {epoch} (epochs trained unknown"
 
 
 def _references(

@@ -177,7 +177,7 @@ def test_loading_leaves_the_users_yahpo_config_alone(bench: NB301Benchmark) -> N
 def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
     class PruneAfterThree(optuna.pruners.BasePruner):
         def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-            return trial.number == 1 and max(trial.intermediate_values) >= 3
+            return trial.number == 1 and max(trial.intermediate_values) >= 2  # 3 epochs
 
     study = optuna.create_study(direction="maximize", pruner=PruneAfterThree())
     for g in (DARTS_V2, DARTS_V1):
@@ -186,8 +186,10 @@ def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
     done, pruned = study.trials
 
     assert done.state == optuna.trial.TrialState.COMPLETE
-    assert sorted(done.intermediate_values) == list(range(1, 11))
-    assert done.user_attrs["learning_curve"] == [done.intermediate_values[e] for e in range(1, 11)]
+    # 0-based epochs: step e holds the accuracy after e + 1 epochs.
+    assert sorted(done.intermediate_values) == list(range(10))
+    assert done.user_attrs["learning_curve"] == [done.intermediate_values[e] for e in range(10)]
+    assert done.intermediate_values[2] == pytest.approx(bench.accuracy(DARTS_V2, epoch=3))
     assert done.user_attrs["epochs_used"] == 10
     assert done.value == pytest.approx(bench.accuracy(DARTS_V2, epoch=10))
     assert done.user_attrs["arch"] == SPACE.to_string(DARTS_V2)
@@ -196,6 +198,7 @@ def test_objective_reports_curves_and_prunes(bench: NB301Benchmark) -> None:
     assert pruned.user_attrs["epochs_used"] == 3 and len(pruned.user_attrs["learning_curve"]) == 3
     # The same trial-outcome policy as NASObjective: the pruner's decision, explained.
     assert pruned.user_attrs["pruned_reason"].startswith("pruned by PruneAfterThree")
+    assert pruned.last_step == 2 and pruned.user_attrs["epochs_used"] == pruned.last_step + 1
 
 
 def test_objective_on_random_cells_never_fails(bench: NB301Benchmark) -> None:

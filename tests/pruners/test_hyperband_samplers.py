@@ -7,15 +7,14 @@ bracket and forbids most study attributes; a sampler must keep working on it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 import pytest
 
-from optuna_nas import samplers
 from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.samplers import create_sampler
 from optuna_nas.search_spaces import NB201Cell
 from optuna_nas.search_spaces import create_search_space
 
@@ -43,7 +42,7 @@ def _objective(epochs_used: list[int]) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
         cell = SPACE.suggest(trial)
         curve = _learning_curve(cell)
-        for epoch, value in enumerate(curve, start=1):
+        for epoch, value in enumerate(curve):  # 0-based epochs
             epochs_used[0] += 1
             trial.report(float(value), epoch)
             if trial.should_prune():
@@ -54,20 +53,21 @@ def _objective(epochs_used: list[int]) -> Callable[[optuna.Trial], float]:
 
 
 def _sampler(name: str) -> optuna.samplers.BaseSampler:
-    cls = getattr(samplers, name, None)
-    if cls is None:
-        pytest.skip(f"optuna_nas.samplers.{name} is not implemented yet")
-    kwargs: dict[str, Any] = {"seed": 0}
     if name == "RegularizedEvolutionSampler":
-        kwargs.update(population_size=5, sample_size=2, search_space=SPACE)
-    return cls(**kwargs)
+        sampler = create_sampler(
+            "evolution", seed=0, search_space=SPACE, population_size=5, sample_size=2
+        )
+    else:
+        sampler = create_sampler("rnn", seed=0)
+    assert type(sampler).__name__ == name
+    return sampler
 
 
 PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
     "hyperband": lambda: optuna.pruners.HyperbandPruner(
         min_resource=1, max_resource=MAX_EPOCHS, reduction_factor=3
     ),
-    "learning_curve": lambda: LearningCurvePruner(max_step=MAX_EPOCHS),
+    "learning_curve": lambda: LearningCurvePruner(max_resource=MAX_EPOCHS),
 }
 
 
@@ -117,7 +117,7 @@ def test_sampler_sees_only_its_bracket_under_hyperband(sampler_name: str) -> Non
     def objective(trial: optuna.Trial) -> float:
         cell = SPACE.suggest(trial)
         curve = _learning_curve(cell)[:9]
-        for epoch, value in enumerate(curve, start=1):
+        for epoch, value in enumerate(curve):
             trial.report(float(value), epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()

@@ -20,15 +20,15 @@ MODELS = ("best_so_far", "inverse_power_law")
 Model = Literal["best_so_far", "inverse_power_law"]
 Direction = Literal["minimize", "maximize"]
 CurveLike = Sequence[float] | np.ndarray
-EPOCHS = 30  # steps 1..30
+EPOCHS = 30  # 0-based epochs: steps 0..29
 
 
 def _curve(a: float, b: float = 0.5, c: float = 0.6, epochs: int = EPOCHS) -> list[float]:
-    """A saturating learning curve a - b * e**-c over epochs 1..epochs."""
+    """A saturating learning curve a - b * e**-c after e = 1..epochs epochs (steps 0..)."""
     return [a - b * e ** (-c) for e in range(1, epochs + 1)]
 
 
-def _add_completed(study: optuna.Study, curve: CurveLike, first_step: int = 1) -> None:
+def _add_completed(study: optuna.Study, curve: CurveLike, first_step: int = 0) -> None:
     study.add_trial(
         optuna.trial.create_trial(
             value=float(curve[-1]),
@@ -38,7 +38,7 @@ def _add_completed(study: optuna.Study, curve: CurveLike, first_step: int = 1) -
 
 
 def _decisions(
-    study: optuna.Study, curve: CurveLike, first_step: int = 1, stop: bool = False
+    study: optuna.Study, curve: CurveLike, first_step: int = 0, stop: bool = False
 ) -> list[bool]:
     """should_prune() after each report of ``curve`` in a fresh running trial."""
     trial = study.ask()
@@ -64,8 +64,10 @@ def _study_with_references(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_step": 0}, "max_step=0"),
-        ({"max_step": True}, "max_step=True"),
+        ({"max_resource": 0}, "max_resource=0"),
+        ({"max_resource": True}, "max_resource=True"),
+        ({"max_resource": 2.5}, "max_resource=2.5"),
+        ({"max_resource": "all"}, "max_resource='all'"),
         ({"top_k": 0}, "top_k=0"),
         ({"n_warmup_trials": -1}, "n_warmup_trials=-1"),
         ({"n_warmup_steps": -2}, "n_warmup_steps=-2"),
@@ -87,7 +89,9 @@ def test_arguments_are_keyword_only() -> None:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_prunes_a_clearly_bad_curve_and_records_why(model: Model) -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model)
+    pruner = LearningCurvePruner(
+        max_resource=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model
+    )
     study = _study_with_references(pruner, [0.90, 0.91, 0.92])
     decisions = _decisions(study, _curve(0.5), stop=True)
     assert decisions[-1] is True
@@ -97,18 +101,23 @@ def test_prunes_a_clearly_bad_curve_and_records_why(model: Model) -> None:
     assert decision["reason"] == "cannot reach top-k"
     # The power law needs 4 values; before that the pruner says it used "best_so_far".
     assert decision["curve_model"] == (model if len(decisions) >= 4 else "best_so_far")
-    assert decision["step"] == len(decisions)
+    assert decision["epoch"] == len(decisions) - 1  # the 0-based step it was judged at
+    assert decision["max_resource"] == EPOCHS
     assert decision["bar"] == pytest.approx(_curve(0.91)[-1])  # the 2nd best final value
     assert decision["optimistic"] < decision["bar"]
     assert decision["prediction"] <= decision["optimistic"]
     reason = pruned_reason(trial)
-    assert "cannot reach the top-2" in reason and f"step {len(decisions)}" in reason
+    assert "cannot reach the top-2" in reason and f"after {EPOCHS} epochs" in reason
+    n = len(decisions)
+    assert f"at epoch {n - 1} ({n} epoch{'s' if n > 1 else ''} trained)" in reason
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_never_prunes_a_rerun_of_a_top_k_trial(model: Model) -> None:
     rng = np.random.default_rng(0)
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model)
+    pruner = LearningCurvePruner(
+        max_resource=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model
+    )
     study = optuna.create_study(direction="maximize", pruner=pruner)
     curves = [
         np.array(_curve(rng.uniform(0.8, 0.95), rng.uniform(0.3, 0.6), rng.uniform(0.2, 1.2)))
@@ -130,7 +139,7 @@ def test_a_trial_as_good_so_far_as_a_top_trial_is_never_pruned() -> None:
     # a top-k trial's best value at the same step, that trial's later gain is in the margin.
     rng = np.random.default_rng(1)
     pruner = LearningCurvePruner(
-        max_step=EPOCHS, top_k=2, n_warmup_trials=4, curve_model="best_so_far"
+        max_resource=EPOCHS, top_k=2, n_warmup_trials=4, curve_model="best_so_far"
     )
     study = optuna.create_study(direction="maximize", pruner=pruner)
     curves = []
@@ -153,7 +162,7 @@ def test_a_trial_as_good_so_far_as_a_top_trial_is_never_pruned() -> None:
 
 
 def test_no_pruning_until_enough_trials_completed() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=4)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=2, n_warmup_trials=4)
     study = _study_with_references(pruner, [0.9, 0.9, 0.9])
     assert not any(_decisions(study, _curve(0.1)))
     _add_completed(study, _curve(0.9))
@@ -161,7 +170,7 @@ def test_no_pruning_until_enough_trials_completed() -> None:
 
 
 def test_top_k_trials_are_needed_even_without_warmup_trials() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=0)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=3, n_warmup_trials=0)
     study = _study_with_references(pruner, [0.9, 0.9])
     assert not any(_decisions(study, _curve(0.1)))
     _add_completed(study, _curve(0.9))
@@ -169,27 +178,29 @@ def test_top_k_trials_are_needed_even_without_warmup_trials() -> None:
 
 
 def test_no_pruning_before_warmup_steps() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1, n_warmup_steps=10)
+    pruner = LearningCurvePruner(
+        max_resource=EPOCHS, top_k=1, n_warmup_trials=1, n_warmup_steps=10
+    )
     study = _study_with_references(pruner, [0.9])
     decisions = _decisions(study, _curve(0.1))
-    assert not any(decisions[:9])  # steps 1..9
-    assert decisions[9]  # step 10
+    assert not any(decisions[:10])  # epochs 0..9
+    assert decisions[10]  # epoch 10
 
 
 def test_no_pruning_without_completed_trials_or_reports() -> None:
     study = optuna.create_study(pruner=LearningCurvePruner(n_warmup_trials=0, top_k=1))
     trial = study.ask()
     assert not trial.should_prune()  # nothing reported
-    assert not any(_decisions(study, _curve(0.1)))  # nothing completed, max_step unknown
+    assert not any(_decisions(study, _curve(0.1)))  # nothing completed, last epoch unknown
 
 
 def test_interval_steps() -> None:
     pruner = LearningCurvePruner(
-        max_step=EPOCHS, top_k=1, n_warmup_trials=1, n_warmup_steps=2, interval_steps=5
+        max_resource=EPOCHS, top_k=1, n_warmup_trials=1, n_warmup_steps=2, interval_steps=5
     )
     study = _study_with_references(pruner, [0.9])
     bad = [0.0] * EPOCHS
-    pruned_at = [i + 1 for i, p in enumerate(_decisions(study, bad)) if p]
+    pruned_at = [step for step, p in enumerate(_decisions(study, bad)) if p]
     assert pruned_at == [2, 7, 12, 17, 22, 27]
 
 
@@ -210,7 +221,7 @@ def test_minimize_mirrors_maximize(model: Model) -> None:
     cases: list[tuple[Direction, Any]] = [("maximize", lambda c: c), ("minimize", lambda c: 2 - c)]
     for direction, transform in cases:
         pruner = LearningCurvePruner(
-            max_step=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model
+            max_resource=EPOCHS, top_k=3, n_warmup_trials=5, curve_model=model
         )
         study = optuna.create_study(direction=direction, pruner=pruner)
         for curve in references:
@@ -221,12 +232,12 @@ def test_minimize_mirrors_maximize(model: Model) -> None:
 
 
 def test_nan_value_prunes_at_once() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, n_warmup_steps=3)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, n_warmup_steps=3)
     study = optuna.create_study(pruner=pruner)  # no completed trial at all
     assert _decisions(study, [0.5, math.nan, 0.5, math.nan]) == [False, False, False, True]
     trial = study.trials[-1]
     assert trial.system_attrs[DECISION_ATTR_KEY]["reason"] == "non-finite value"
-    assert "non-finite value at step 4" in pruned_reason(trial)
+    assert "non-finite value at epoch 3 (4 epochs trained)" in pruned_reason(trial)
 
 
 @pytest.mark.parametrize(
@@ -239,13 +250,13 @@ def test_nan_value_prunes_at_once() -> None:
     ],
 )
 def test_infinite_values(direction: Direction, value: float, pruned: bool) -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=1, n_warmup_trials=1)
     study = _study_with_references(pruner, [0.9], direction)
     assert _decisions(study, [value]) == [pruned]
 
 
 def test_non_finite_values_of_completed_trials_are_ignored() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=2, n_warmup_trials=2)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=2, n_warmup_trials=2)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     holes = _curve(0.9)
     holes[3] = math.nan
@@ -255,7 +266,7 @@ def test_non_finite_values_of_completed_trials_are_ignored() -> None:
     nan_final[-1] = math.nan
     study.add_trial(
         optuna.trial.create_trial(
-            value=0.5, intermediate_values={i + 1: v for i, v in enumerate(nan_final)}
+            value=0.5, intermediate_values=dict(enumerate(nan_final))
         )
     )
     assert not any(_decisions(study, _curve(0.1)))  # only one usable reference so far
@@ -265,23 +276,23 @@ def test_non_finite_values_of_completed_trials_are_ignored() -> None:
 
 
 def test_steps_before_the_references_first_report_are_not_judged() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=1, n_warmup_trials=1)
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    _add_completed(study, _curve(0.9)[4:], first_step=5)  # reported from step 5 on
-    decisions = _decisions(study, [0.0] * EPOCHS, first_step=1)
-    assert not any(decisions[:4])  # steps 1..4: no margin can be measured
+    _add_completed(study, _curve(0.9)[4:], first_step=4)  # reported from epoch 4 on
+    decisions = _decisions(study, [0.0] * EPOCHS)
+    assert not any(decisions[:4])  # epochs 0..3: no margin can be measured
     assert decisions[4]
 
 
-def test_references_must_reach_max_step() -> None:
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=1, n_warmup_trials=1)
+def test_references_must_reach_the_last_epoch() -> None:
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=1, n_warmup_trials=1)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     _add_completed(study, _curve(0.9)[:10])  # completed early: not comparable
     assert not any(_decisions(study, _curve(0.1)))
 
 
-def test_max_step_none_takes_the_longest_completed_trial() -> None:
-    pruner = LearningCurvePruner(top_k=1, n_warmup_trials=1)
+def test_max_resource_auto_takes_the_longest_completed_trial() -> None:
+    pruner = LearningCurvePruner(top_k=1, n_warmup_trials=1)  # max_resource="auto"
     study = optuna.create_study(direction="maximize", pruner=pruner)
     _add_completed(study, _curve(0.9)[:10])
     _add_completed(study, _curve(0.9))
@@ -293,7 +304,9 @@ def test_max_step_none_takes_the_longest_completed_trial() -> None:
 @pytest.mark.parametrize("model", MODELS)
 def test_two_study_objects_on_one_storage_decide_identically(tmp_path: Path, model: Model) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    kwargs: dict[str, Any] = dict(max_step=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model)
+    kwargs: dict[str, Any] = dict(
+        max_resource=EPOCHS, top_k=2, n_warmup_trials=3, curve_model=model
+    )
     worker_a = optuna.create_study(
         study_name="s", storage=storage, direction="maximize", pruner=LearningCurvePruner(**kwargs)
     )
@@ -305,7 +318,7 @@ def test_two_study_objects_on_one_storage_decide_identically(tmp_path: Path, mod
     )
     trial = worker_a.ask()
     decisions_a, decisions_b = [], []
-    for step, value in enumerate(_curve(0.85), start=1):
+    for step, value in enumerate(_curve(0.85)):
         trial.report(value, step)
         frozen = worker_a._storage.get_trial(trial._trial_id)
         # The second worker's pruner is asked first, so no cached state could favour it.
@@ -325,14 +338,14 @@ def test_non_crossing_curves_keep_the_best_and_save_epochs() -> None:
     def objective(trial: optuna.Trial) -> float:
         a = asymptotes[trial.suggest_int("i", 0, len(asymptotes) - 1)]
         value = 0.0
-        for step, value in enumerate(_curve(a), start=1):
+        for step, value in enumerate(_curve(a)):
             epochs[0] += 1
             trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return value
 
-    pruner = LearningCurvePruner(max_step=EPOCHS, top_k=3, n_warmup_trials=5)
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=3, n_warmup_trials=5)
     study = optuna.create_study(
         direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0)
     )
@@ -356,8 +369,46 @@ def test_pruned_reason_for_other_pruners() -> None:
     trial = study.ask()
     trial.report(0.25, 3)
     assert trial.should_prune()
-    assert pruned_reason(trial) == "pruned by ThresholdPruner at step 3 (value 0.25)"
+    # Epoch 3 is the 0-based step of trial.report: 4 epochs were trained.
+    assert pruned_reason(trial) == (
+        "pruned by ThresholdPruner at epoch 3 (4 epochs trained, value 0.25)"
+    )
     study.tell(trial, state=TrialState.PRUNED)
     frozen = study.trials[-1]
-    assert pruned_reason(frozen).startswith("pruned by the pruner at step 3")
-    assert pruned_reason(frozen, study.pruner).startswith("pruned by ThresholdPruner at step 3")
+    assert pruned_reason(frozen).startswith("pruned by the pruner at epoch 3 (4 epochs")
+    assert pruned_reason(frozen, study.pruner).startswith("pruned by ThresholdPruner at epoch 3")
+
+
+def test_max_resource_counts_epochs_like_hyperband() -> None:
+    """``max_resource`` is the number of epochs (last report at epoch max_resource - 1), and
+    "auto" reads it from the completed trials as HyperbandPruner does."""
+    finals = [0.9, 0.91, 0.92]
+    candidate = _curve(0.5)
+    explicit = _decisions(
+        _study_with_references(
+            LearningCurvePruner(max_resource=EPOCHS, top_k=2, n_warmup_trials=3), finals
+        ),
+        candidate,
+    )
+    auto = _decisions(
+        _study_with_references(LearningCurvePruner(top_k=2, n_warmup_trials=3), finals),
+        candidate,
+    )
+    assert explicit == auto and any(explicit)
+    assert not explicit[EPOCHS - 1]  # the last epoch is never pruned
+    # A longer max_resource than the references reached: none of them counts.
+    longer = LearningCurvePruner(max_resource=EPOCHS + 1, top_k=2, n_warmup_trials=3)
+    assert not any(_decisions(_study_with_references(longer, finals), candidate))
+
+
+def test_pruned_reason_reads_decisions_stored_with_step_keys() -> None:
+    frozen = optuna.trial.create_trial(
+        state=TrialState.PRUNED,
+        intermediate_values={0: 0.1, 1: 0.2},
+        system_attrs={
+            DECISION_ATTR_KEY: {"reason": "cannot reach top-k", "step": 1, "max_step": 29}
+        },
+    )
+    reason = pruned_reason(frozen)
+    assert reason.startswith("LearningCurvePruner at epoch 1 (2 epochs trained)")
+    assert reason.endswith("after 30 epochs")

@@ -1,5 +1,6 @@
-"""Smoke tests of benchmarks/pruning.py: the NAS-Bench-301 part (skips without the surrogate)
-and the real-training part (embedded MNIST digits, always runs)."""
+"""Smoke tests of benchmarks/pruning.py (and its helpers benchmarks/_pruning_*.py): the
+NAS-Bench-301 part (skips without the surrogate) and the real-training part (embedded MNIST
+digits, always runs)."""
 
 from __future__ import annotations
 
@@ -117,12 +118,13 @@ def test_real_training_part_shares_training_between_pruners_and_samplers(
 
 
 def test_predictability_measures_rank_correlation_and_top_k_entries() -> None:
-    """`_predictability` on hand-made curves whose answers are known."""
+    """`predictability` on hand-made curves whose answers are known."""
     pytest.importorskip("scipy")
+    import _pruning_specs  # benchmarks/, on sys.path through tests/conftest.py
+    import _pruning_study
     import numpy as np
     import optuna
 
-    script = _load_script()
     n_trials, n_epochs = 30, 20
     finals = np.random.default_rng(0).permutation(n_trials).astype(float)
 
@@ -141,18 +143,18 @@ def test_predictability_measures_rank_correlation_and_top_k_entries() -> None:
             )
         return out
 
-    same_order, shares = script._predictability(trials(+1.0))
-    reversed_order, _ = script._predictability(trials(-1.0))
-    assert len(same_order) == len(script.CHECKPOINT_FRACTIONS)
+    same_order, shares = _pruning_study.predictability(trials(+1.0))
+    reversed_order, _ = _pruning_study.predictability(trials(-1.0))
+    assert len(same_order) == len(_pruning_study.CHECKPOINT_FRACTIONS)
     assert np.allclose(same_order, 1.0)
     assert np.allclose(reversed_order, -1.0)
     # Shares of trials whose final value reaches the k-th best of the trials before them.
-    for k, share in zip(script.TOP_KS, shares):
-        first = max(k, script._N_WARMUP_TRIALS)
+    for k, share in zip(_pruning_study.TOP_KS, shares):
+        first = max(k, _pruning_specs.N_WARMUP_TRIALS)
         expected = np.mean(
             [finals[i] >= np.sort(finals[:i])[-k] for i in range(first, n_trials)]
         )
         assert share == pytest.approx(expected)
     assert shares[0] < shares[-1]  # a larger k lets more trials in
     # A pruned study (ragged curves) and a too-short study are not measured.
-    assert script._predictability(trials(1.0)[:10]) == ((), ())
+    assert _pruning_study.predictability(trials(1.0)[:10]) == ((), ())

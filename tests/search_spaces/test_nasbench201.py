@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
 from pathlib import Path
 import re
 
@@ -28,13 +27,6 @@ DOC_EXAMPLE = (
 _OP = r"([a-z0-9_]+)"
 NB201_STRING_RE = re.compile(rf"\|{_OP}~0\|\+\|{_OP}~0\|{_OP}~1\|\+\|{_OP}~0\|{_OP}~1\|{_OP}~2\|")
 EDGE_ORDER = ["1_0", "2_0", "2_1", "3_0", "3_1", "3_2"]  # the order of the regex groups
-
-
-def _data_dir() -> Path:
-    env = os.environ.get("OPTUNA_NAS_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def _num_params(model: torch.nn.Module) -> int:
@@ -123,8 +115,8 @@ def test_documented_example() -> None:
     assert space.from_string(f"  {DOC_EXAMPLE}\n") == cell
 
 
-def test_official_table_strings_round_trip() -> None:
-    path = _data_dir() / "nasbench201" / "cifar10.csv"
+def test_official_table_strings_round_trip(data_dir: Path) -> None:
+    path = data_dir / "nasbench201" / "cifar10.csv"
     if not path.exists():
         pytest.skip(f"NAS-Bench-201 data not found at {path}")
     space = NASBench201SearchSpace()

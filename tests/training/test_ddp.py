@@ -191,7 +191,7 @@ def test_median_pruner_prunes_a_disconnected_cell(
     # Precondition: at step 1 the strong cell (the median of one) beats chance.
     assert study.trials[0].intermediate_values[1] > ABOVE_CHANCE
     weak = _check_pruned_study(study, pruned_at=1)
-    assert weak.user_attrs["pruned_reason"].startswith("pruned by MedianPruner at step 1")
+    assert weak.user_attrs["pruned_reason"].startswith("pruned by MedianPruner at epoch 1")
 
 
 @needs_fork
@@ -202,7 +202,7 @@ def test_learning_curve_pruner_prunes_a_disconnected_cell(
     # strong trial still gained after t. The chance-level cell's optimistic prediction is then
     # 0.1 + (final - best_by_t(strong)) < final exactly when the strong cell beat chance by t:
     # at step 0 it may not have yet, at step 1 it has (asserted); step 2 is the last one.
-    pruner = LearningCurvePruner(max_step=MAX_EPOCHS - 1, top_k=1, n_warmup_trials=1)
+    pruner = LearningCurvePruner(max_resource=MAX_EPOCHS, top_k=1, n_warmup_trials=1)
     study = _study(tmp_path, pruner)
     _run_pruned_study(_objective(digits, "ddp_fork", tmp_path), study)
     strong = study.trials[0]
@@ -210,9 +210,9 @@ def test_learning_curve_pruner_prunes_a_disconnected_cell(
     weak = _check_pruned_study(study, pruned_at=pruned_at)
     # The pruner ran in rank 0's worker process and stored its decision in the storage.
     decision = weak.system_attrs[DECISION_ATTR_KEY]
-    assert decision["step"] == pruned_at and decision["reason"] == "cannot reach top-k"
+    assert decision["epoch"] == pruned_at and decision["reason"] == "cannot reach top-k"
     assert decision["optimistic"] < decision["bar"]
-    assert weak.user_attrs["pruned_reason"].startswith(f"LearningCurvePruner at step {pruned_at}")
+    assert weak.user_attrs["pruned_reason"].startswith(f"LearningCurvePruner at epoch {pruned_at}")
 
 
 @needs_fork
@@ -279,4 +279,4 @@ def test_ddp_spawn_prunes_with_median_pruner(digits: EmbeddedDataModule, tmp_pat
     assert weak.state == TrialState.PRUNED
     assert weak.user_attrs["epochs_trained"] == 2
     _assert_curve_matches_reports(weak)
-    assert weak.user_attrs["pruned_reason"].startswith("pruned by MedianPruner at step 1")
+    assert weak.user_attrs["pruned_reason"].startswith("pruned by MedianPruner at epoch 1")

@@ -1,0 +1,40 @@
+"""Test-session defaults: the benchmark data of a source checkout, the benchmark scripts.
+
+The library finds its data through ``$OPTUNA_NAS_DATA`` only. In a checkout the data sits
+beside the repository (``<repo>/../shared/data``): when the variable is unset and that folder
+exists, the session points the variable at it (subprocesses inherit it). Tests that need the
+data skip when it is absent (the ``data_dir`` fixture, or ``FileNotFoundError`` from the
+loaders).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import sys
+
+import pytest
+
+from optuna_nas.benchmarks import DATA_ENV_VAR
+from optuna_nas.benchmarks import resolve_data_dir
+
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKOUT_DATA_DIR = REPO.parent / "shared" / "data"
+
+if not os.environ.get(DATA_ENV_VAR) and CHECKOUT_DATA_DIR.is_dir():
+    os.environ[DATA_ENV_VAR] = str(CHECKOUT_DATA_DIR)
+
+# The benchmark scripts import their shared helpers (benchmarks/_common.py, ...) by name, as
+# they do when run as `python benchmarks/<script>.py`.
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The benchmark data folder; skips the test when there is none."""
+    try:
+        return resolve_data_dir()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
