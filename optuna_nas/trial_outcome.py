@@ -45,6 +45,8 @@ from types import TracebackType
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import check_distribution_compatibility
 
 
 __all__ = [
@@ -97,7 +99,7 @@ class ParameterConflictError(ValueError):
     of the same name.
 
     Attributes:
-        name: The parameter name (``None`` if Optuna's traceback did not tell).
+        name: The parameter name (``None`` where the caller could not tell).
         previous: The distribution the study recorded first (or ``None``).
         new: The distribution of this trial's suggestion (or ``None``).
     """
@@ -200,30 +202,76 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
-def parameter_conflict(error: BaseException) -> ParameterConflictError | None:
+def parameter_conflict(
+    error: BaseException,
+    *,
+    trial: optuna.Trial | None = None,
+    name: str | None = None,
+    distribution: BaseDistribution | None = None,
+) -> ParameterConflictError | None:
     """The clear error for Optuna's "different distribution for the same name" ValueError.
 
-    Optuna's message names neither the parameter nor the distributions; they are read from
-    the frames of its traceback (``check_distribution_compatibility(dist_old, dist_new)``
-    called for the parameter being suggested). ``None`` for any other exception.
+    Optuna's message names neither the parameter nor the distributions. Given the ``trial``,
+    the ``name`` being suggested and its new ``distribution`` (as
+    :meth:`SearchSpace.suggest <optuna_nas.search_spaces.SearchSpace.suggest>` passes them),
+    the earlier, incompatible distribution is looked up in the trial and its study's trials.
+    ``None`` for any other exception.
     """
     if isinstance(error, ParameterConflictError):
         return error
-    if type(error) is not ValueError or not any(m in str(error) for m in _CONFLICT_MESSAGES):
+    if type(error) is not ValueError:
         return None
-    name = previous = new = None
+    if trial is None or name is None or distribution is None:
+        # A suggestion of the user's own code: Optuna's traceback tells which one it was.
+        trial, name, distribution = failed_suggestion(error) or (None, None, None)
+    previous = None
+    if trial is not None and name is not None and distribution is not None:
+        previous = _incompatible_distribution(trial, name, distribution)
+    if previous is None and not any(m in str(error) for m in _CONFLICT_MESSAGES):
+        return None
+    return ParameterConflictError(
+        name if previous is not None else None, previous, distribution, str(error).rstrip(".")
+    )
+
+
+def failed_suggestion(
+    error: BaseException,
+) -> tuple[optuna.Trial, str, BaseDistribution] | None:
+    """``(trial, name, distribution)`` of the ``suggest_*`` call that raised ``error``.
+
+    Read from the frame of Optuna's ``Trial._suggest(name, distribution)`` in the traceback
+    (a private method, hence kept to this one function and tested against every admitted
+    Optuna version); ``None`` when it is not there.
+    """
     tb = error.__traceback__
+    found = None
     while tb is not None:
         frame = tb.tb_frame
         local = frame.f_locals
-        if frame.f_code.co_name == "check_distribution_compatibility":
-            previous, new = local.get("dist_old"), local.get("dist_new")
-        elif isinstance(local.get("name"), str) and frame.f_code.co_name == "_suggest":
-            name = local["name"]
-        elif isinstance(local.get("param_name"), str):
-            name = local["param_name"]
+        if frame.f_code.co_name == "_suggest" and isinstance(local.get("self"), optuna.Trial):
+            name, distribution = local.get("name"), local.get("distribution")
+            if isinstance(name, str) and isinstance(distribution, BaseDistribution):
+                found = (local["self"], name, distribution)
         tb = tb.tb_next
-    return ParameterConflictError(name, previous, new, str(error).rstrip("."))
+    return found
+
+
+def _incompatible_distribution(
+    trial: optuna.Trial, name: str, distribution: BaseDistribution
+) -> BaseDistribution | None:
+    """The first distribution recorded for ``name`` that ``distribution`` cannot join."""
+    recorded = [getattr(trial, "distributions", {}).get(name)]
+    study = getattr(trial, "study", None)
+    if study is not None:
+        recorded += [t.distributions.get(name) for t in study.get_trials(deepcopy=False)]
+    for previous in recorded:
+        if previous is None:
+            continue
+        try:
+            check_distribution_compatibility(previous, distribution)
+        except ValueError:
+            return previous
+    return None
 
 
 # ---------------------------------------------------------------------------- the policy
@@ -272,20 +320,28 @@ def classify(error: BaseException, *, catch: Sequence[type[Exception]] = ()) -> 
 
 
 @contextlib.contextmanager
-def invalid_architecture(*, build: bool = False) -> Iterator[None]:
+def invalid_architecture(
+    *,
+    build: bool = False,
+    trial: optuna.Trial | None = None,
+    name: str | None = None,
+    distribution: BaseDistribution | None = None,
+) -> Iterator[None]:
     """Turn a ``ValueError`` raised while suggesting (or building) an architecture into an
     :class:`InvalidArchitectureError` (an :class:`ArchitectureBuildError` with ``build``).
 
     E.g. Optuna's ValueError for an enqueued value that is not among a decision's choices, or
     a user-defined space that raises plain ``ValueError``s. Configuration errors pass through:
     a parameter suggested with another distribution than the study's (raised as
-    :class:`ParameterConflictError`) and a ``ValueError`` raised by the study's sampler.
+    :class:`ParameterConflictError`, naming the parameter and both distributions when
+    ``trial``, ``name`` and ``distribution`` say what was being suggested) and a
+    ``ValueError`` raised by the study's sampler.
     """
     target = ArchitectureBuildError if build else InvalidArchitectureError
     try:
         yield
     except ValueError as error:
-        conflict = parameter_conflict(error)
+        conflict = parameter_conflict(error, trial=trial, name=name, distribution=distribution)
         if conflict is not None:
             raise conflict from (None if conflict is error else error)
         if isinstance(error, target) or _raised_by_sampler(error):

@@ -187,7 +187,7 @@ def _guarded(kind: str) -> Any:
     ("kind", "state", "attr", "reason"),
     [
         ("nan", TrialState.PRUNED, "pruned_reason", "Non-finite loss at epoch 0"),
-        ("pruner", TrialState.PRUNED, "pruned_reason", "pruned by NopPruner at step 0"),
+        ("pruner", TrialState.PRUNED, "pruned_reason", "pruned by NopPruner at epoch 0"),
         ("invalid", TrialState.FAIL, "fail_reason", "Invalid architecture: unknown op"),
         ("caught", TrialState.FAIL, "fail_reason", "KeyError: 'k'"),
         ("not_logged", TrialState.FAIL, "fail_reason", "metric was not logged"),

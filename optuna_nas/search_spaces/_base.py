@@ -17,6 +17,7 @@ from typing import Generic
 from typing import TypeVar
 
 import numpy as np
+from optuna.distributions import CategoricalDistribution
 
 from optuna_nas.trial_outcome import InvalidArchitectureError
 from optuna_nas.trial_outcome import invalid_architecture
@@ -243,8 +244,11 @@ class SearchSpace(abc.ABC, Generic[ArchT]):
             ParameterConflictError: The study has a parameter of the same name with another
                 distribution (e.g. resumed with other operations).
         """
-        with invalid_architecture():
-            params = {d.name: trial.suggest_categorical(d.name, d.choices) for d in self.decisions}
+        params: dict[str, Any] = {}
+        for d in self.decisions:
+            distribution = CategoricalDistribution(d.choices)
+            with invalid_architecture(trial=trial, name=d.name, distribution=distribution):
+                params[d.name] = trial.suggest_categorical(d.name, d.choices)
         return self.from_params(params)
 
     def sample(self, rng: RandomGenerator) -> ArchT:
