@@ -381,9 +381,11 @@ class NASObjective:
         trial.set_user_attr("arch", self.space.to_string(arch))
         if self.artifact_store is not None and isinstance(trial, optuna.Trial):
             try:
-                upload_cell_diagram(trial, arch, artifact_store=self.artifact_store)
-            except ValueError:
-                pass  # a user-defined space without a diagram: nothing to draw
+                upload_cell_diagram(
+                    trial, arch, artifact_store=self.artifact_store, space=self.space
+                )
+            except NotImplementedError:
+                pass  # a user-defined space without cell_graphs: nothing to draw
         hyperparameters = {**self.module_kwargs, **self.suggest_hyperparameters(trial)}
 
         pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)

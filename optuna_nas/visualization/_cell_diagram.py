@@ -157,11 +157,14 @@ def upload_cell_diagram(
     Example:
         .. code-block:: python
 
+            import os
+
             import optuna
             from optuna.artifacts import FileSystemArtifactStore
             from optuna_nas.search_spaces import create_search_space
             from optuna_nas.visualization import upload_cell_diagram
 
+            os.makedirs("./artifacts", exist_ok=True)
             store = FileSystemArtifactStore("./artifacts")
             space = create_search_space("nasbench201")
             study = optuna.create_study()
