@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -58,6 +59,51 @@ def trainer_epoch(owner: object) -> Callable[[], int | None]:
         return None if trainer is None else int(trainer.current_epoch)
 
     return current_epoch
+
+
+def _permutation(n: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, device=generator.device, generator=generator)
+
+
+class EpochSampler(Sampler[int]):
+    """A ``DataLoader`` sampler whose order of epoch ``e`` is drawn from ``(seed, e)``.
+
+    The ``DataLoader`` counterpart of :class:`DeviceTensorLoader`'s shuffle: epoch ``e`` is the
+    permutation that a CPU :class:`DeviceTensorLoader` with the same ``seed`` draws for ``e``,
+    so a fit resumed from a checkpoint sees the order of an uninterrupted one (a
+    ``RandomSampler`` with a seeded generator would start its sequence over).
+
+    Args:
+        num_samples: Size of the dataset.
+        seed: Seed of the permutations.
+        epoch_fn: Returns the 0-based epoch when an epoch starts (``None``: count epochs).
+
+    Example:
+        >>> sampler = EpochSampler(5, seed=0, epoch_fn=lambda: 3)
+        >>> sorted(sampler) == list(range(5)) and list(sampler) == list(sampler)
+        True
+    """
+
+    def __init__(
+        self, num_samples: int, *, seed: int = 0, epoch_fn: Callable[[], int | None] | None = None
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be positive; got {num_samples!r}.")
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.epoch_fn = epoch_fn
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        if epoch is None:
+            epoch = self._epoch
+        self._epoch = epoch + 1
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        return iter(_permutation(self.num_samples, generator).tolist())
 
 
 class DeviceTensorLoader:
@@ -161,7 +207,7 @@ class DeviceTensorLoader:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(epoch_seed(self.seed, epoch, self.stream))
         if self.shuffle:
-            order = torch.randperm(n, device=self.device, generator=generator)
+            order = _permutation(n, generator)
         else:
             order = torch.arange(n, device=self.device)
         if self.world_size > 1:

@@ -21,8 +21,10 @@ from torch.utils.data import Subset
 from torch.utils.data import TensorDataset
 
 from optuna_nas.data import DeviceTensorLoader
+from optuna_nas.data import EpochSampler
 from optuna_nas.data import RandomCropFlip
 from optuna_nas.data import black_fill
+from optuna_nas.data import epoch_seed
 from optuna_nas.data import stratified_split
 from optuna_nas.data import trainer_epoch
 
@@ -79,6 +81,7 @@ class _ImageDataModule(pl.LightningDataModule):
         self._tensors: dict[str, Batch] = {}
         self._datasets: dict[str, Dataset[Any]] = {}
         self._on_device: dict[tuple[str, torch.device], Batch] = {}
+        self._augment_state: tuple[int, torch.device, torch.Generator] | None = None
 
     # The batch augmentation used on tensors (device-resident loading, and in-memory datasets).
     def batch_augmentation(self) -> RandomCropFlip | None:
@@ -141,15 +144,16 @@ class _ImageDataModule(pl.LightningDataModule):
         if dataset is None:
             dataset = TensorDataset(*self._tensors[split])
         num = len(dataset)  # type: ignore[arg-type]
+        # The order of an epoch follows (seed, epoch), as on the device-resident path.
+        sampler = EpochSampler(num, seed=self.seed, epoch_fn=trainer_epoch(self))
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
             drop_last=train and num >= batch_size,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
+            sampler=sampler if train else None,
         )
 
     def train_dataloader(self) -> Any:
@@ -175,8 +179,16 @@ class _ImageDataModule(pl.LightningDataModule):
             augment = self.batch_augmentation()
             if augment is not None:
                 x, y = batch
-                return augment(x), y
+                return augment(x, self._augment_generator(x.device, trainer.current_epoch)), y
         return batch
+
+    def _augment_generator(self, device: torch.device, epoch: int) -> torch.Generator:
+        # One generator per epoch, seeded from (seed, epoch) like the device-resident loader's.
+        if self._augment_state is None or self._augment_state[:2] != (epoch, device):
+            generator = torch.Generator(device=device)
+            generator.manual_seed(epoch_seed(self.seed, epoch, stream=1))
+            self._augment_state = (epoch, device, generator)
+        return self._augment_state[2]
 
     def __repr__(self) -> str:
         return (
