@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+import dataclasses
 import math
 
 import numpy as np
@@ -106,6 +107,7 @@ class EpochSampler(Sampler[int]):
         return iter(_permutation(self.num_samples, generator).tolist())
 
 
+@dataclasses.dataclass(eq=False)
 class DeviceTensorLoader:
     """Batches of an in-memory tensor dataset sliced where the tensors live (e.g. on the GPU).
 
@@ -146,43 +148,34 @@ class DeviceTensorLoader:
             assert len(loader) == 4 and sum(len(b[1]) for b in loader) == 100
     """
 
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        batch_size: int,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        augment: Augment | None = None,
-        seed: int = 0,
-        epoch_fn: Callable[[], int | None] | None = None,
-        stream: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    images: torch.Tensor = dataclasses.field(repr=False)
+    labels: torch.Tensor = dataclasses.field(repr=False)
+    _: dataclasses.KW_ONLY
+    batch_size: int
+    shuffle: bool = False
+    drop_last: bool = False
+    augment: Augment | None = None
+    seed: int = 0
+    epoch_fn: Callable[[], int | None] | None = dataclasses.field(default=None, repr=False)
+    stream: int = 0
+    rank: int = 0
+    world_size: int = 1
+    _epoch: int = dataclasses.field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        images, labels = self.images, self.labels
         if images.shape[0] != labels.shape[0]:
             raise ValueError(
                 f"images and labels differ in length: {images.shape[0]} vs {labels.shape[0]}."
             )
         if images.device != labels.device:
             raise ValueError(f"images on {images.device} but labels on {labels.device}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"Need 0 <= rank < world_size; got rank={rank}, world={world_size}.")
-        self.images = images
-        self.labels = labels
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.augment = augment
-        self.seed = int(seed)
-        self.epoch_fn = epoch_fn
-        self.stream = int(stream)
-        self.rank = rank
-        self.world_size = world_size
-        self._epoch = 0
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive; got {self.batch_size!r}.")
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(
+                f"Need 0 <= rank < world_size; got rank={self.rank}, world={self.world_size}."
+            )
 
     @property
     def device(self) -> torch.device:

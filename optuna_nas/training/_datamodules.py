@@ -48,17 +48,23 @@ class _ImageDataModule(pl.LightningDataModule):
     in_channels: int
     image_size: int
 
+    #: Workers of the DataLoader path when ``num_workers=None``.
+    default_num_workers = 0
+
     def __init__(
         self,
-        *,
         batch_size: int,
         eval_batch_size: int | None,
-        num_workers: int,
+        num_workers: int | None,
         device_resident: bool,
         augment: bool,
         seed: int,
+        /,
     ) -> None:
+        # Positional: a private base, called by its subclasses only, with their validated names.
         super().__init__()
+        if num_workers is None:
+            num_workers = 0 if device_resident else self.default_num_workers
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
         if eval_batch_size is not None and eval_batch_size < 1:
@@ -225,14 +231,14 @@ class CIFAR10DataModule(_ImageDataModule):
         val_fraction: Fraction of the training set used for validation in a search split.
         subset: Use only this many training images (drawn stratified) for a cheap, low-fidelity
             search.
-        num_workers: DataLoader workers; ``None`` (the default) means 4, or none with
-            ``device_resident=True``, which uses no workers: asking for workers there raises
-            ``ValueError``.
         augment: Apply the training augmentation.
         seed: Seed of the split and of the shuffling.
         device_resident: Keep all images on the training device as one tensor and slice,
             shuffle and augment batches there (:class:`DeviceTensorLoader`). About 600 MB of
             device memory for the full training set; much faster for small networks.
+        num_workers: DataLoader workers; ``None`` (the default) means 4, or none with
+            ``device_resident=True``, which uses no workers: asking for workers there raises
+            ``ValueError``.
         eval_batch_size: Batch size of validation and test (defaults to ``batch_size``).
 
     Example:
@@ -250,6 +256,7 @@ class CIFAR10DataModule(_ImageDataModule):
     image_size = 32
     mean = CIFAR10_MEAN
     std = CIFAR10_STD
+    default_num_workers = 4
 
     def __init__(
         self,
@@ -259,22 +266,13 @@ class CIFAR10DataModule(_ImageDataModule):
         search_split: bool = True,
         val_fraction: float = 0.5,
         subset: int | None = None,
-        num_workers: int | None = None,
         augment: bool = True,
         seed: int = 0,
         device_resident: bool = False,
+        num_workers: int | None = None,
         eval_batch_size: int | None = None,
     ) -> None:
-        if num_workers is None:
-            num_workers = 0 if device_resident else 4
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            device_resident=device_resident,
-            augment=augment,
-            seed=seed,
-        )
+        super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")
         if subset is not None and subset < 2:
@@ -438,14 +436,8 @@ class EmbeddedDataModule(_ImageDataModule):
         num_workers: int = 0,
         eval_batch_size: int | None = None,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size or 2 * batch_size,
-            num_workers=num_workers,
-            device_resident=device_resident,
-            augment=augment,
-            seed=seed,
-        )
+        eval_batch_size = eval_batch_size or 2 * batch_size
+        super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
         if dataset not in _EMBEDDED_SIZES:
             raise ValueError(
                 f"Unknown embedded dataset {dataset!r}; expected one of {sorted(_EMBEDDED_SIZES)}."
