@@ -74,6 +74,20 @@ def test_embedded_dataloader_path_and_no_test_split() -> None:
         dm.test_dataloader()
 
 
+def test_dataloader_path_serves_the_order_of_the_device_resident_path() -> None:
+    def epochs(device_resident: bool) -> list[list[int]]:
+        dm = EmbeddedDataModule(
+            dataset="digits", subset=200, batch_size=32, device_resident=device_resident
+        )
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        return [torch.cat([y for _, y in loader]).tolist() for _ in range(2)]
+
+    on_device = epochs(True)
+    assert on_device[0] != on_device[1]
+    assert epochs(False) == on_device
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
