@@ -42,6 +42,13 @@ class _ImageDataModule(pl.LightningDataModule):
 
     Subclasses fill ``self._tensors[split]`` (normalized float CPU tensors) for device-resident
     loading and/or ``self._datasets[split]`` (map-style datasets) for DataLoader loading.
+
+    Training batches of epoch ``e`` follow :func:`~optuna_nas.data.epoch_seed` ``(seed, e)``,
+    with ``e`` the trainer's ``current_epoch``: the order (:class:`DeviceTensorLoader`, or an
+    :class:`~optuna_nas.data.EpochSampler` on the DataLoader path, which draws the same
+    permutation) and the on-device augmentation of tensors. A fit resumed from a checkpoint
+    therefore sees the batches of an uninterrupted one. Not covered: torchvision's per-image
+    transforms (CIFAR-10 through a DataLoader), which draw from the worker processes' RNG.
     """
 
     num_classes: int
