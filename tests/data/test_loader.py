@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from optuna_nas.data import DeviceTensorLoader
+from optuna_nas.data import EpochSampler
 from optuna_nas.data import epoch_seed
 from optuna_nas.data import trainer_epoch
 
@@ -149,3 +150,15 @@ def test_lightning_uses_device_resident_batches_without_copying() -> None:
     )
     # The very tensors the loader produced reach training_step: no per-step copy or move.
     assert received == yielded and len(received) == 4
+
+
+def test_epoch_sampler_draws_the_device_loaders_permutation() -> None:
+    x, y = _indexed(30)
+    loader = DeviceTensorLoader(x, y, batch_size=30, shuffle=True, seed=4)
+    sampler = EpochSampler(30, seed=4)
+    for _ in range(3):  # both count their epochs when no epoch_fn is given
+        assert list(sampler) == _epoch_ids(loader)
+    resumed = DeviceTensorLoader(x, y, batch_size=30, shuffle=True, seed=4, epoch_fn=lambda: 1)
+    assert list(EpochSampler(30, seed=4, epoch_fn=lambda: 1)) == _epoch_ids(resumed)
+    with pytest.raises(ValueError, match="got 0"):
+        EpochSampler(0)
