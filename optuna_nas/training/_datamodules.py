@@ -170,6 +170,7 @@ class _ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> Any:
+        self._augment_state = None  # a new fit (the DataModule serves every trial) starts over
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> Any:

@@ -323,3 +323,15 @@ def test_device_resident_batches_live_on_the_gpu() -> None:
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
     assert x.is_cuda and y.is_cuda and x.shape == (32, 1, 8, 8)
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+@pytest.mark.parametrize("device_resident", [True, False])
+def test_every_fit_on_one_datamodule_sees_the_same_batches(
+    tmp_path: Path, device_resident: bool
+) -> None:
+    # NASObjective trains every trial on one DataModule: trial 2 must not continue trial 1's draws.
+    dm = EmbeddedDataModule(
+        dataset="digits", subset=200, batch_size=32, augment=True, device_resident=device_resident
+    )
+    assert _fit(dm, tmp_path, "first", 1) == _fit(dm, tmp_path, "second", 1)
