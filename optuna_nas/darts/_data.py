@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Iterator
-import math
+from collections.abc import Sequence
 from typing import Any
 from typing import Union
 
@@ -12,6 +11,12 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
+
+from optuna_nas.data import DeviceTensorLoader
+from optuna_nas.data import RandomCropFlip
+from optuna_nas.data import black_fill
+from optuna_nas.data import trainer_epoch
+from optuna_nas.data._loader import Augment
 
 
 DataSource = Union[tuple[torch.Tensor, torch.Tensor], Dataset, pl.LightningDataModule]  # noqa: UP007
@@ -36,8 +41,8 @@ def materialize(source: DataSource) -> tuple[torch.Tensor, torch.Tensor]:
 
     A DataModule is read through its ``train_dataloader()`` (one pass, after ``prepare_data``
     and ``setup("fit")``), so any DataModule works, including ones whose loaders live on a GPU.
-    A ``Dataset``'s transforms run once: random augmentation is frozen (use
-    ``DartsDataModule(augment=True)`` for DARTS' crop-and-flip on every epoch).
+    A ``Dataset``'s transforms run once: random augmentation is frozen (``DartsDataModule``
+    applies DARTS' crop-and-flip itself, on every epoch).
     """
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
@@ -61,83 +66,31 @@ def materialize(source: DataSource) -> tuple[torch.Tensor, torch.Tensor]:
     return x.float().contiguous(), y.long()
 
 
-def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """DARTS' CIFAR augmentation on a batch, on its device: random crop (pad 4) and flip."""
-    n, _, h, w = x.shape
-    pad = 4
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device, generator=generator)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device, generator=generator)
-    rows = (oy + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = (ox + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-    out = padded[batch, channel, rows, cols]
-    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
-    return torch.where(flip.view(n, 1, 1, 1), out.flip(3), out)
-
-
-class _PairedBatches:
+class _PairedLoader:
     """Yields ``((x_w, y_w), (x_a, y_a))``: a weight batch and an architecture batch per step.
 
-    Hand-written instead of two ``DataLoader``\\ s: the order is a pure function of
-    ``(seed, epoch)``, so a run resumed from a checkpoint sees the same batches as an
-    uninterrupted one, and the tensors may stay on the GPU (no host-to-device copies).
+    Two :class:`~optuna_nas.data.DeviceTensorLoader`\\ s, one per half, with the same seed and
+    epoch but their own stream, so the order and the augmentation of both are a pure function of
+    ``(seed, epoch)`` (a run resumed from a checkpoint sees the batches of an uninterrupted one)
+    and the tensors may stay on the GPU. An epoch is one pass over the weight half; the
+    architecture half starts over if it runs out first.
     """
 
-    def __init__(
-        self,
-        weight_half: Batch,
-        arch_half: Batch,
-        *,
-        batch_size: int,
-        seed: int,
-        epoch_fn: Callable[[], int],
-        augment: bool,
-    ) -> None:
-        self.weight_half = weight_half
-        self.arch_half = arch_half
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch_fn = epoch_fn
-        self.augment = augment
+    def __init__(self, weights: DeviceTensorLoader, arch: DeviceTensorLoader) -> None:
+        self.weights = weights
+        self.arch = arch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.weight_half[0]) / self.batch_size)
+        return len(self.weights)
 
     def __iter__(self) -> Iterator[tuple[Batch, Batch]]:
-        epoch = self.epoch_fn()
-        xw, yw = self.weight_half
-        xa, ya = self.arch_half
-        device = xw.device
-        cpu_gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        perm_w = torch.randperm(len(xw), generator=cpu_gen).to(device)
-        perm_a = torch.randperm(len(xa), generator=cpu_gen).to(device)
-        aug_gen = torch.Generator(device=device).manual_seed(self.seed * 100_003 + epoch + 1)
-        for b in range(len(self)):
-            iw = perm_w[b * self.batch_size : (b + 1) * self.batch_size]
-            # The architecture half is cycled if it is smaller than the weight half.
-            ia = perm_a[torch.arange(b * self.batch_size, b * self.batch_size + len(iw),
-                                     device=device) % len(xa)]
-            bw, ba = xw[iw], xa[ia]
-            if self.augment:
-                bw, ba = _augment(bw, aug_gen), _augment(ba, aug_gen)
-            yield (bw, yw[iw]), (ba, ya[ia])
-
-
-class _Batches:
-    def __init__(self, data: Batch, batch_size: int) -> None:
-        self.data = data
-        self.batch_size = batch_size
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.data[0]) / self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        x, y = self.data
-        for b in range(len(self)):
-            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            yield x[sl], y[sl]
+        arch = iter(self.arch)
+        for batch in self.weights:
+            arch_batch = next(arch, None)
+            if arch_batch is None:
+                arch = iter(self.arch)
+                arch_batch = next(arch)
+            yield batch, arch_batch
 
 
 class DartsDataModule(pl.LightningDataModule):
@@ -148,28 +101,47 @@ class DartsDataModule(pl.LightningDataModule):
     validation loader is the architecture half (DARTS reports the supernet's accuracy on it),
     unless ``val_data`` is given.
 
+    Augmentation is DARTS' search augmentation by default, on both halves and every epoch: the
+    raw image is padded with 4 black pixels, randomly cropped back to its size and flipped
+    horizontally with probability 0.5 (torchvision's ``RandomCrop(32, padding=4)`` and
+    ``RandomHorizontalFlip()`` before ``Normalize`` in DARTS' CIFAR-10 pipeline). The tensors
+    here are already normalized, so the border gets the value that black has after
+    normalization, ``-mean / std`` per channel (:func:`~optuna_nas.data.black_fill`). The
+    normalization is ``mean``/``std`` when given, else the ``mean``/``std`` attributes of
+    ``data`` (``CIFAR10DataModule`` and ``EmbeddedDataModule`` have them); without either, the
+    tensors are taken as raw images (black is 0) and padded with zeros.
+
+    Batches of epoch ``e`` are drawn from :func:`~optuna_nas.data.epoch_seed` ``(seed, e)``
+    with ``e`` the trainer's ``current_epoch``, so a search resumed from a checkpoint
+    (``ckpt_path=``) sees the batches of an uninterrupted one. Without a trainer, each
+    ``iter()`` of the training loader is the next epoch.
+
     Args:
         data: ``(inputs, targets)`` tensors, a ``Dataset`` or a ``LightningDataModule`` (read
-            once through its ``train_dataloader()``).
+            once through its ``train_dataloader()``: give it ``augment=False``, or its random
+            augmentation is frozen into the data).
         batch_size: Batch size of both halves (64 in DARTS).
         train_portion: Fraction of ``data`` used for the weights (0.5 in DARTS).
         val_data: Optional separate validation data (same kinds as ``data``).
-        seed: Seed of the split and of the per-epoch batch order.
-        augment: DARTS' random crop (padding 4) and horizontal flip on every batch, done on the
-            batch's device.
+        seed: Seed of the split and of the per-epoch batch order and augmentation.
+        augment: ``True`` (default) for DARTS' augmentation above, ``False`` for none, or a
+            batch transform ``augment(x, generator)`` (e.g. a
+            :class:`~optuna_nas.data.RandomCropFlip` without flips for digits), applied on the
+            batch's device to both halves.
+        mean: Per-channel mean the tensors were normalized with (with ``std``).
+        std: Per-channel standard deviation the tensors were normalized with (with ``mean``).
         device_resident: Keep the tensors on the trainer's GPU; ``None`` means yes on CUDA.
         num_classes: Number of classes; ``None`` infers ``max(label) + 1``.
 
     Example:
-        .. code-block:: python
-
-            import torch
-            from optuna_nas.darts import DartsDataModule
-
-            x, y = torch.randn(100, 3, 8, 8), torch.randint(0, 10, (100,))
-            dm = DartsDataModule(data=(x, y), batch_size=16)
-            dm.setup("fit")
-            (xw, yw), (xa, ya) = next(iter(dm.train_dataloader()))
+        >>> import torch
+        >>> from optuna_nas.darts import DartsDataModule
+        >>> x, y = torch.rand(100, 3, 8, 8), torch.randint(0, 10, (100,))
+        >>> dm = DartsDataModule(data=(x, y), batch_size=16)
+        >>> dm.setup("fit")
+        >>> (xw, yw), (xa, ya) = next(iter(dm.train_dataloader()))
+        >>> tuple(xw.shape), tuple(xa.shape)
+        ((16, 3, 8, 8), (16, 3, 8, 8))
     """
 
     def __init__(
@@ -180,7 +152,9 @@ class DartsDataModule(pl.LightningDataModule):
         train_portion: float = 0.5,
         val_data: DataSource | None = None,
         seed: int = 0,
-        augment: bool = False,
+        augment: bool | Augment = True,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         device_resident: bool | None = None,
         num_classes: int | None = None,
     ) -> None:
@@ -191,15 +165,22 @@ class DartsDataModule(pl.LightningDataModule):
             raise ValueError(f"train_portion must be in (0, 1), got {train_portion!r}.")
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes!r}.")
+        if (mean is None) != (std is None):
+            raise ValueError(f"Give both mean and std or neither; got mean={mean!r}, std={std!r}.")
+        if not isinstance(augment, bool) and not callable(augment):
+            raise ValueError(f"augment must be a bool or a batch transform, got {augment!r}.")
         self.data = data
         self.val_data = val_data
         self.batch_size = batch_size
         self.train_portion = train_portion
         self.seed = seed
         self.augment = augment
+        self.mean: tuple[float, ...] | None = None if mean is None else tuple(map(float, mean))
+        self.std: tuple[float, ...] | None = None if std is None else tuple(map(float, std))
+        if self.mean is not None and self.std is not None:
+            black_fill(self.mean, self.std)  # validates
         self.device_resident = device_resident
         self._num_classes = num_classes
-        self.epoch = 0  # used when no trainer is attached
         self._weight_half: Batch | None = None
         self._arch_half: Batch | None = None
         self._val: Batch | None = None
@@ -207,6 +188,8 @@ class DartsDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._weight_half is None:
             x, y = materialize(self.data)
+            if self.mean is None:
+                self.mean, self.std = _normalization_of(self.data)
             n_weights = int(round(len(x) * self.train_portion))
             if n_weights < 1 or n_weights >= len(x):
                 raise ValueError(
@@ -237,9 +220,6 @@ class DartsDataModule(pl.LightningDataModule):
             return None
         return device
 
-    def _current_epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else self.epoch
-
     def _halves(self) -> tuple[Batch, Batch]:
         if self._weight_half is None or self._arch_half is None:
             self.setup("fit")
@@ -265,20 +245,53 @@ class DartsDataModule(pl.LightningDataModule):
         """Size of the weight half."""
         return len(self._halves()[0][0])
 
+    def batch_augmentation(self) -> Augment | None:
+        """The transform applied to both halves' training batches, or ``None``."""
+        if callable(self.augment):
+            return self.augment
+        if not self.augment:
+            return None
+        channels = self.input_shape[0]
+        fill: tuple[float, ...] = (0.0,) * channels
+        if self.mean is not None and self.std is not None:
+            fill = black_fill(self.mean, self.std)
+            if len(fill) == 1:
+                fill *= channels
+            if len(fill) != channels:
+                raise ValueError(
+                    f"mean/std have {len(fill)} channels but the images have {channels}."
+                )
+        return RandomCropFlip(padding=4, hflip=True, fill=fill)
+
+    def _loader(self, half: Batch, *, train: bool, stream: int = 0) -> DeviceTensorLoader:
+        return DeviceTensorLoader(
+            *half,
+            batch_size=self.batch_size,
+            shuffle=train,
+            augment=self.batch_augmentation() if train else None,
+            seed=self.seed,
+            epoch_fn=trainer_epoch(self),
+            stream=stream,
+        )
+
     def train_dataloader(self) -> Any:
         weight_half, arch_half = self._halves()
-        return _PairedBatches(
-            weight_half,
-            arch_half,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            epoch_fn=self._current_epoch,
-            augment=self.augment,
+        return _PairedLoader(
+            self._loader(weight_half, train=True, stream=0),
+            self._loader(arch_half, train=True, stream=1),
         )
 
     def val_dataloader(self) -> Any:
         _, arch_half = self._halves()
-        return _Batches(self._val if self._val is not None else arch_half, self.batch_size)
+        return self._loader(self._val if self._val is not None else arch_half, train=False)
+
+
+def _normalization_of(source: Any) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The ``mean``/``std`` a data source normalized its images with, or ``(None, None)``."""
+    mean, std = getattr(source, "mean", None), getattr(source, "std", None)
+    if mean is None or std is None or isinstance(source, (tuple, list)):
+        return None, None
+    return tuple(map(float, mean)), tuple(map(float, std))
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

@@ -1,11 +1,11 @@
 """Child-network training with Lightning: ChildModule, DataModules and NASObjective."""
 
+from optuna_nas.data import DeviceTensorLoader
+from optuna_nas.data import RandomCropFlip
+from optuna_nas.data import stratified_split
 from optuna_nas.training._callbacks import LearningCurveCallback
-from optuna_nas.training._data import CIFAR10DataModule
-from optuna_nas.training._data import DeviceTensorLoader
-from optuna_nas.training._data import EmbeddedDataModule
-from optuna_nas.training._data import RandomCropFlip
-from optuna_nas.training._data import stratified_split
+from optuna_nas.training._datamodules import CIFAR10DataModule
+from optuna_nas.training._datamodules import EmbeddedDataModule
 from optuna_nas.training._measure import count_flops
 from optuna_nas.training._measure import count_parameters
 from optuna_nas.training._measure import measure_latency

@@ -1,12 +1,14 @@
-"""Lightning DataModules for child training: CIFAR-10, embedded offline data, on-device loading."""
+"""Lightning DataModules for child training: CIFAR-10 and embedded offline digits.
+
+They are built on the pure-torch pieces of :mod:`optuna_nas.data` (splits, augmentation, the
+device-resident loader and its epoch seeding).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from collections.abc import Iterator
 from collections.abc import Sequence
 import functools
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -18,6 +20,14 @@ from torch.utils.data import Dataset
 from torch.utils.data import Subset
 from torch.utils.data import TensorDataset
 
+from optuna_nas.data import DeviceTensorLoader
+from optuna_nas.data import EpochSampler
+from optuna_nas.data import RandomCropFlip
+from optuna_nas.data import black_fill
+from optuna_nas.data import epoch_seed
+from optuna_nas.data import stratified_split
+from optuna_nas.data import trainer_epoch
+
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -26,251 +36,42 @@ CIFAR10_MEAN: tuple[float, float, float] = (125.3 / 255, 123.0 / 255, 113.9 / 25
 CIFAR10_STD: tuple[float, float, float] = (63.0 / 255, 62.1 / 255, 66.7 / 255)
 
 
-# ------------------------------------------------------------------------------------ splitting
-def stratified_split(
-    labels: Sequence[int] | np.ndarray,
-    fractions: Sequence[float],
-    *,
-    seed: int,
-    subset: int | None = None,
-) -> list[np.ndarray]:
-    """Split sample indices into disjoint, class-stratified parts.
-
-    Each class is shuffled with ``seed`` and cut in the given proportions, so every part has the
-    class balance of the whole; the result depends only on ``labels``, ``fractions``, ``subset``
-    and ``seed``.
-
-    Args:
-        labels: The class label of every sample.
-        fractions: Fractions of the (sub)set that go to parts ``1..k``; part ``0`` receives the
-            rest. For example ``(0.2,)`` gives ``[train (80%), val (20%)]``.
-        seed: Seed of the shuffle.
-        subset: Use only this many samples in total (drawn stratified) before splitting.
-
-    Returns:
-        ``len(fractions) + 1`` sorted index arrays.
-
-    Raises:
-        ValueError: A fraction is outside ``[0, 1)``, the fractions sum to 1 or more, or
-            ``subset`` is not in ``[1, len(labels)]``.
-    """
-    labels = np.asarray(labels)
-    n = len(labels)
-    if any(not 0.0 <= f < 1.0 for f in fractions) or sum(fractions) >= 1.0:
-        raise ValueError(
-            f"fractions must each lie in [0, 1) and sum to less than 1; got {list(fractions)!r}."
-        )
-    if subset is not None and not 1 <= subset <= n:
-        raise ValueError(f"subset must be in [1, {n}]; got {subset!r}.")
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    # Largest-remainder allocation of the subset to classes, so the total is exactly `subset`.
-    total = n if subset is None else subset
-    exact = counts * (total / n)
-    quota = np.floor(exact).astype(int)
-    remainder = total - int(quota.sum())
-    if remainder:
-        quota[np.argsort(-(exact - quota), kind="stable")[:remainder]] += 1
-
-    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
-    for cls, m in zip(classes, quota):
-        idx = rng.permutation(np.flatnonzero(labels == cls))[:m]
-        start = 0
-        for k, fraction in enumerate(fractions, start=1):
-            size = int(round(m * fraction))
-            parts[k].append(idx[start : start + size])
-            start += size
-        parts[0].append(idx[start:])
-    return [np.sort(np.concatenate(p)) if p else np.empty(0, dtype=int) for p in parts]
-
-
-# ------------------------------------------------------------------------------------ augmentation
-class RandomCropFlip:
-    """Batched random crop (after constant padding) and horizontal flip, on the tensor's device.
-
-    The tensor-level equivalent of torchvision's ``RandomCrop(size, padding)`` and
-    ``RandomHorizontalFlip()``, applied to a whole ``(B, C, H, W)`` batch at once: every image
-    gets its own offset and flip, and no data leaves the device.
-
-    Args:
-        padding: Pixels of padding on each side before cropping back to the input size.
-        hflip: Flip each image horizontally with probability 0.5.
-        fill: Padding value per channel (or one for all). For normalized images pass
-            ``-mean / std`` so the padding equals black in the raw image, as torchvision does.
-
-    Example:
-        .. code-block:: python
-
-            import torch
-            from optuna_nas.training import RandomCropFlip
-
-            augment = RandomCropFlip(padding=4, hflip=True)
-            out = augment(torch.randn(8, 3, 32, 32))
-            assert out.shape == (8, 3, 32, 32)
-    """
-
-    def __init__(
-        self, *, padding: int = 4, hflip: bool = True, fill: float | Sequence[float] = 0.0
-    ) -> None:
-        if padding < 0:
-            raise ValueError(f"padding must be non-negative; got {padding!r}.")
-        self.padding = int(padding)
-        self.hflip = bool(hflip)
-        self.fill = (float(fill),) if isinstance(fill, (int, float)) else tuple(map(float, fill))
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"Expected a (B, C, H, W) batch; got shape {tuple(x.shape)}.")
-        b, c, h, w = x.shape
-        if self.padding > 0:
-            p = self.padding
-            fill = torch.tensor(self.fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-            # A per-channel constant border (F.pad only takes one value for all channels).
-            padded = fill.expand(b, c, h + 2 * p, w + 2 * p).clone()
-            padded[:, :, p : p + h, p : p + w] = x
-            oy = torch.randint(0, 2 * p + 1, (b,), device=x.device, generator=generator)
-            ox = torch.randint(0, 2 * p + 1, (b,), device=x.device, generator=generator)
-            rows = oy[:, None] + torch.arange(h, device=x.device)
-            cols = ox[:, None] + torch.arange(w, device=x.device)
-            batch = torch.arange(b, device=x.device)[:, None, None]
-            # (B, H', W', C)[b, rows, cols] -> (B, H, W, C): one gather for the whole batch.
-            x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-            x = x.permute(0, 3, 1, 2).contiguous()
-        if self.hflip:
-            flip = torch.rand(b, device=x.device, generator=generator) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        return x
-
-    def __repr__(self) -> str:
-        return f"RandomCropFlip(padding={self.padding}, hflip={self.hflip})"
-
-
-# ------------------------------------------------------------------------------------ loader
-class DeviceTensorLoader:
-    """Batches of an in-memory tensor dataset sliced where the tensors live (e.g. on the GPU).
-
-    A drop-in replacement for a ``DataLoader`` over a small ``TensorDataset``: the shuffle, the
-    slicing and the optional augmentation all run on the tensors' device, so there are no worker
-    processes, no collation and no host-to-device copies. Lightning's batch transfer is a no-op
-    because the batches are already on the training device.
-
-    Each ``iter()`` is one epoch with its own permutation, derived from ``seed`` and the epoch
-    count, so runs are reproducible. Under data parallelism, every rank draws the same
-    permutation and takes the disjoint shard ``perm[rank::world_size]``.
-
-    Args:
-        images: ``(N, C, H, W)`` tensor.
-        labels: ``(N,)`` tensor of class indices, on the same device as ``images``.
-        batch_size: Samples per batch.
-        shuffle: Draw a new permutation each epoch.
-        drop_last: Drop the last, incomplete batch.
-        augment: Optional batch transform ``augment(x, generator)`` (e.g. :class:`RandomCropFlip`).
-        seed: Seed of the permutation and augmentation.
-        rank: This process's rank under data parallelism.
-        world_size: Number of data-parallel processes.
-
-    Example:
-        .. code-block:: python
-
-            import torch
-            from optuna_nas.training import DeviceTensorLoader
-
-            x, y = torch.randn(100, 1, 8, 8), torch.randint(0, 10, (100,))
-            loader = DeviceTensorLoader(x, y, batch_size=32, shuffle=True)
-            assert len(loader) == 4 and sum(len(b[1]) for b in loader) == 100
-    """
-
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        batch_size: int,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if images.shape[0] != labels.shape[0]:
-            raise ValueError(
-                f"images and labels differ in length: {images.shape[0]} vs {labels.shape[0]}."
-            )
-        if images.device != labels.device:
-            raise ValueError(f"images on {images.device} but labels on {labels.device}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"Need 0 <= rank < world_size; got rank={rank}, world={world_size}.")
-        self.images = images
-        self.labels = labels
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.augment = augment
-        self.seed = int(seed)
-        self.rank = rank
-        self.world_size = world_size
-        self._epoch = 0
-
-    @property
-    def device(self) -> torch.device:
-        """The device the batches live on."""
-        return self.images.device
-
-    def _num_local(self) -> int:
-        return self.images.shape[0] // self.world_size
-
-    def __len__(self) -> int:
-        n = self._num_local()
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        # A generator: Lightning calls iter() once just to check iterability, and the epoch
-        # counter must advance only when an epoch is actually consumed.
-        epoch = self._epoch
-        self._epoch += 1
-        n = self.images.shape[0]
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
-        if self.shuffle:
-            order = torch.randperm(n, device=self.device, generator=generator)
-        else:
-            order = torch.arange(n, device=self.device)
-        if self.world_size > 1:
-            order = order[: self._num_local() * self.world_size][self.rank :: self.world_size]
-        for k in range(len(self)):
-            idx = order[k * self.batch_size : (k + 1) * self.batch_size]
-            x = self.images.index_select(0, idx)
-            if self.augment is not None:
-                x = self.augment(x, generator)
-            yield x, self.labels.index_select(0, idx)
-
-
 # ------------------------------------------------------------------------------------ base module
 class _ImageDataModule(pl.LightningDataModule):
     """Shared plumbing: batch sizes, DataLoader vs on-device loading, split bookkeeping.
 
     Subclasses fill ``self._tensors[split]`` (normalized float CPU tensors) for device-resident
     loading and/or ``self._datasets[split]`` (map-style datasets) for DataLoader loading.
+
+    Training batches of epoch ``e`` follow :func:`~optuna_nas.data.epoch_seed` ``(seed, e)``,
+    with ``e`` the trainer's ``current_epoch``: the order (:class:`DeviceTensorLoader`, or an
+    :class:`~optuna_nas.data.EpochSampler` on the DataLoader path, which draws the same
+    permutation) and the on-device augmentation of tensors. A fit resumed from a checkpoint
+    therefore sees the batches of an uninterrupted one. Not covered: torchvision's per-image
+    transforms (CIFAR-10 through a DataLoader), which draw from the worker processes' RNG.
     """
 
     num_classes: int
     in_channels: int
     image_size: int
 
+    #: Workers of the DataLoader path when ``num_workers=None``.
+    default_num_workers = 0
+
     def __init__(
         self,
-        *,
         batch_size: int,
         eval_batch_size: int | None,
-        num_workers: int,
+        num_workers: int | None,
         device_resident: bool,
         augment: bool,
         seed: int,
+        /,
     ) -> None:
+        # Positional: a private base, called by its subclasses only, with their validated names.
         super().__init__()
+        if num_workers is None:
+            num_workers = 0 if device_resident else self.default_num_workers
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
         if eval_batch_size is not None and eval_batch_size < 1:
@@ -293,6 +94,7 @@ class _ImageDataModule(pl.LightningDataModule):
         self._tensors: dict[str, Batch] = {}
         self._datasets: dict[str, Dataset[Any]] = {}
         self._on_device: dict[tuple[str, torch.device], Batch] = {}
+        self._augment_state: tuple[int, torch.device, torch.Generator] | None = None
 
     # The batch augmentation used on tensors (device-resident loading, and in-memory datasets).
     def batch_augmentation(self) -> RandomCropFlip | None:
@@ -347,6 +149,7 @@ class _ImageDataModule(pl.LightningDataModule):
                 drop_last=train and x.shape[0] // world >= batch_size,
                 augment=self.batch_augmentation() if train else None,
                 seed=self.seed,
+                epoch_fn=trainer_epoch(self),
                 rank=rank,
                 world_size=world,
             )
@@ -354,18 +157,20 @@ class _ImageDataModule(pl.LightningDataModule):
         if dataset is None:
             dataset = TensorDataset(*self._tensors[split])
         num = len(dataset)  # type: ignore[arg-type]
+        # The order of an epoch follows (seed, epoch), as on the device-resident path.
+        sampler = EpochSampler(num, seed=self.seed, epoch_fn=trainer_epoch(self))
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
             drop_last=train and num >= batch_size,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
+            sampler=sampler if train else None,
         )
 
     def train_dataloader(self) -> Any:
+        self._augment_state = None  # a new fit (the DataModule serves every trial) starts over
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> Any:
@@ -388,8 +193,16 @@ class _ImageDataModule(pl.LightningDataModule):
             augment = self.batch_augmentation()
             if augment is not None:
                 x, y = batch
-                return augment(x), y
+                return augment(x, self._augment_generator(x.device, trainer.current_epoch)), y
         return batch
+
+    def _augment_generator(self, device: torch.device, epoch: int) -> torch.Generator:
+        # One generator per epoch, seeded from (seed, epoch) like the device-resident loader's.
+        if self._augment_state is None or self._augment_state[:2] != (epoch, device):
+            generator = torch.Generator(device=device)
+            generator.manual_seed(epoch_seed(self.seed, epoch, stream=1))
+            self._augment_state = (epoch, device, generator)
+        return self._augment_state[2]
 
     def __repr__(self) -> str:
         return (
@@ -426,12 +239,14 @@ class CIFAR10DataModule(_ImageDataModule):
         val_fraction: Fraction of the training set used for validation in a search split.
         subset: Use only this many training images (drawn stratified) for a cheap, low-fidelity
             search.
-        num_workers: DataLoader workers (ignored with ``device_resident=True``).
         augment: Apply the training augmentation.
         seed: Seed of the split and of the shuffling.
         device_resident: Keep all images on the training device as one tensor and slice,
             shuffle and augment batches there (:class:`DeviceTensorLoader`). About 600 MB of
             device memory for the full training set; much faster for small networks.
+        num_workers: DataLoader workers; ``None`` (the default) means 4, or none with
+            ``device_resident=True``, which uses no workers: asking for workers there raises
+            ``ValueError``.
         eval_batch_size: Batch size of validation and test (defaults to ``batch_size``).
 
     Example:
@@ -449,6 +264,7 @@ class CIFAR10DataModule(_ImageDataModule):
     image_size = 32
     mean = CIFAR10_MEAN
     std = CIFAR10_STD
+    default_num_workers = 4
 
     def __init__(
         self,
@@ -458,22 +274,13 @@ class CIFAR10DataModule(_ImageDataModule):
         search_split: bool = True,
         val_fraction: float = 0.5,
         subset: int | None = None,
-        num_workers: int = 4,
         augment: bool = True,
         seed: int = 0,
         device_resident: bool = False,
+        num_workers: int | None = None,
         eval_batch_size: int | None = None,
     ) -> None:
-        if device_resident:
-            num_workers = 0
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            device_resident=device_resident,
-            augment=augment,
-            seed=seed,
-        )
+        super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")
         if subset is not None and subset < 2:
@@ -505,8 +312,7 @@ class CIFAR10DataModule(_ImageDataModule):
     def batch_augmentation(self) -> RandomCropFlip | None:
         if not self.augment:
             return None
-        fill = [-m / s for m, s in zip(self.mean, self.std)]
-        return RandomCropFlip(padding=4, hflip=True, fill=fill)
+        return RandomCropFlip(padding=4, hflip=True, fill=black_fill(self.mean, self.std))
 
     def _as_tensors(self, dataset: Any, indices: np.ndarray | None = None) -> Batch:
         data = np.asarray(dataset.data)  # (N, 32, 32, 3) uint8
@@ -638,14 +444,8 @@ class EmbeddedDataModule(_ImageDataModule):
         num_workers: int = 0,
         eval_batch_size: int | None = None,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size or 2 * batch_size,
-            num_workers=num_workers,
-            device_resident=device_resident,
-            augment=augment,
-            seed=seed,
-        )
+        eval_batch_size = eval_batch_size or 2 * batch_size
+        super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
         if dataset not in _EMBEDDED_SIZES:
             raise ValueError(
                 f"Unknown embedded dataset {dataset!r}; expected one of {sorted(_EMBEDDED_SIZES)}."
@@ -674,7 +474,7 @@ class EmbeddedDataModule(_ImageDataModule):
     def batch_augmentation(self) -> RandomCropFlip | None:
         if not self.augment:
             return None
-        return RandomCropFlip(padding=2, hflip=False, fill=-self.mean[0] / self.std[0])
+        return RandomCropFlip(padding=2, hflip=False, fill=black_fill(self.mean, self.std))
 
     def setup(self, stage: str | None = None) -> None:
         if self._tensors:
