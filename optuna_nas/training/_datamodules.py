@@ -252,6 +252,7 @@ class CIFAR10DataModule(_ImageDataModule):
     Example:
         .. code-block:: python
 
+            # Not run by the test suite: downloads CIFAR-10 (170 MB).
             from optuna_nas.training import CIFAR10DataModule
 
             dm = CIFAR10DataModule(data_dir="./data", batch_size=96)
