@@ -110,23 +110,10 @@ class DartsModule(pl.LightningModule):
             )
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}.")
+        # The options live in self.hparams (saved in checkpoints), not in copies of them.
         self.save_hyperparameters(ignore=["supernet"])
         self.automatic_optimization = False
         self.supernet = supernet
-        self.second_order = second_order
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.lr_min = lr_min
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.grad_clip = grad_clip
-        self.arch_lr = arch_lr
-        self.arch_betas = arch_betas
-        self.arch_weight_decay = arch_weight_decay
-        self.bf16 = bf16
-        self.channels_last = channels_last
-        self.torch_compile = torch_compile
-        self.finite_check_interval = finite_check_interval
         self._use_bf16 = False
         self._use_channels_last = False
         self._architect: Architect | None = None
@@ -135,31 +122,32 @@ class DartsModule(pl.LightningModule):
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         weight_opt = torch.optim.SGD(
             self.supernet.weight_parameters(),
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
+            lr=self.hparams["lr"],
+            momentum=self.hparams["momentum"],
+            weight_decay=self.hparams["weight_decay"],
         )
         arch_opt = torch.optim.Adam(
             self.supernet.arch_parameters(),
-            lr=self.arch_lr,
-            betas=self.arch_betas,
-            weight_decay=self.arch_weight_decay,
+            lr=self.hparams["arch_lr"],
+            betas=self.hparams["arch_betas"],
+            weight_decay=self.hparams["arch_weight_decay"],
         )
         return [weight_opt, arch_opt]
 
     def on_fit_start(self) -> None:
         cuda = self.device.type == "cuda"
-        self._use_bf16 = cuda if self.bf16 is None else self.bf16
-        self._use_channels_last = cuda if self.channels_last is None else self.channels_last
+        hp = self.hparams
+        self._use_bf16 = cuda if hp["bf16"] is None else hp["bf16"]
+        self._use_channels_last = cuda if hp["channels_last"] is None else hp["channels_last"]
         if self._use_channels_last:
             self.supernet.to(memory_format=torch.channels_last)
-        if self.torch_compile:
-            mode = self.torch_compile if isinstance(self.torch_compile, str) else None
+        if hp["torch_compile"]:
+            mode = hp["torch_compile"] if isinstance(hp["torch_compile"], str) else None
             self.supernet.compile(mode=mode)
 
     def _total_epochs(self) -> int:
-        if self.max_epochs is not None:
-            return self.max_epochs
+        if self.hparams["max_epochs"] is not None:
+            return self.hparams["max_epochs"]
         trainer_epochs = self.trainer.max_epochs if self._trainer is not None else None
         if trainer_epochs is None or trainer_epochs < 1:
             raise ValueError("Set DartsModule(max_epochs=...) when the trainer has no max_epochs.")
@@ -168,7 +156,8 @@ class DartsModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         epoch = self.current_epoch
         total = self._total_epochs()
-        lr = cosine_lr(epoch, lr=self.lr, lr_min=self.lr_min, max_epochs=total)
+        hp = self.hparams
+        lr = cosine_lr(epoch, lr=hp["lr"], lr_min=hp["lr_min"], max_epochs=total)
         weight_opt = self._weight_optimizer()
         for group in weight_opt.param_groups:
             group["lr"] = lr
@@ -214,7 +203,7 @@ class DartsModule(pl.LightningModule):
             self._architect = Architect(
                 supernet=self.supernet,
                 weight_optimizer=weight_opt.optimizer,
-                second_order=self.second_order,
+                second_order=self.hparams["second_order"],
             )
 
         # Architecture step on the architecture half (DARTS' architect.step comes first).
@@ -227,7 +216,7 @@ class DartsModule(pl.LightningModule):
         with self._autocast():
             logits = self.supernet(x_w)
             loss = F.cross_entropy(logits, y_w)
-        if batch_idx % self.finite_check_interval == 0:
+        if batch_idx % self.hparams["finite_check_interval"] == 0:
             self._check_finite(
                 {
                     "architecture loss": arch_loss,
@@ -240,10 +229,10 @@ class DartsModule(pl.LightningModule):
         # The alphas' gradient from this backward is not used (their optimizer already stepped).
         for alpha in self.supernet.arch_parameters():
             alpha.grad = None
-        if self.grad_clip is not None:
+        if self.hparams["grad_clip"] is not None:
             self.clip_gradients(
                 weight_opt.optimizer,
-                gradient_clip_val=self.grad_clip,
+                gradient_clip_val=self.hparams["grad_clip"],
                 gradient_clip_algorithm="norm",
             )
         weight_opt.step()
