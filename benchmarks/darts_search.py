@@ -475,12 +475,17 @@ def _retrain(study: Any, space: Any, args: argparse.Namespace, n_trials: int) ->
 def _search(space: Any, args: argparse.Namespace, **kwargs: Any) -> tuple[Any, Any]:
     import optuna
 
+    from optuna_nas.darts import DartsDataModule
     from optuna_nas.darts import DartsSearch
 
     supernet = _tiny_setting(space.name, args)
+    # DARTS' crop-and-flip is CIFAR-10's: these digits are 8x8 or 16x16 and not mirror
+    # symmetric, so the search sees them as NASObjective's re-training does (unaugmented).
+    data = DartsDataModule(
+        data=_datamodule(args), batch_size=args.search_batch_size, seed=args.seed, augment=False
+    )
     search = DartsSearch(
-        space, _datamodule(args), max_epochs=args.search_epochs,
-        batch_size=args.search_batch_size,
+        space, data, max_epochs=args.search_epochs,
         supernet_kwargs=supernet, trainer_kwargs={"accelerator": "cpu"}, seed=args.seed,
         module_kwargs={"arch_lr": args.arch_lr},
         **kwargs,
