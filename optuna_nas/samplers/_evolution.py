@@ -13,18 +13,21 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
-from optuna.samplers._base import _process_constraints_after_trial
-from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
 from optuna.study import StudyDirection
-from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+
+from optuna_nas._optuna_compat import LazyRandomState
+from optuna_nas._optuna_compat import SearchSpaceTransform
+from optuna_nas._optuna_compat import calc_crowding_distance
+from optuna_nas._optuna_compat import distribution_contains
+from optuna_nas._optuna_compat import fast_non_domination_rank
+from optuna_nas._optuna_compat import process_constraints_after_trial
+from optuna_nas._optuna_compat import trial_constraints
 
 
 if TYPE_CHECKING:
@@ -131,7 +134,7 @@ class RegularizedEvolutionSampler(BaseSampler):
     **Multi-objective and constraints.** The tournament winner has the best non-dominated rank
     within the population, ties broken by the larger crowding distance (as in NSGA-II). With
     constraints (``constraints_func``, same convention as
-    :class:`~optuna.samplers.NSGAIISampler`, or values set with ``trial.set_constraint``),
+    :class:`~optuna.samplers.NSGAIISampler`, or, with Optuna 5, ``trial.set_constraint``),
     feasible trials beat infeasible ones, and infeasible ones are ranked by total violation.
     A single-objective study uses the same rule, which reduces to "best value wins".
 
@@ -311,7 +314,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             cache.plans.pop(trial._trial_id, None)
             cache.started.discard(trial._trial_id)
         if self._constraints_func is not None:
-            _process_constraints_after_trial(self._constraints_func, study, trial, state)
+            process_constraints_after_trial(self._constraints_func, study, trial, state)
 
     # ------------------------------------------------------------------ planning
     def _cache(self, study: Study) -> _StudyCache:
@@ -443,11 +446,11 @@ class RegularizedEvolutionSampler(BaseSampler):
         trials = [t for t, _ in population]
         losses = np.array([f[0] for _, f in population])
         penalty = np.array([f[1] for _, f in population])
-        ranks = _fast_non_domination_rank(losses, penalty=penalty if penalty.any() else None)
+        ranks = fast_non_domination_rank(losses, penalty=penalty if penalty.any() else None)
         crowding = np.zeros(len(population))
         for rank in set(ranks[sample].tolist()):
             members = [t for t, r in zip(trials, ranks) if r == rank]
-            distances = _calc_crowding_distance(members)
+            distances = calc_crowding_distance(members)
             for i, t in enumerate(trials):
                 if ranks[i] == rank:
                     crowding[i] = distances[t.number]
@@ -483,7 +486,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             index = distribution.to_internal_repr(value)
             others = [c for i, c in enumerate(distribution.choices) if i != index]
             return others[int(rng.randint(len(others)))]
-        trans = _SearchSpaceTransform({"x": distribution})
+        trans = SearchSpaceTransform({"x": distribution})
         low, high = trans.bounds[0]
         x = float(trans.transform({"x": value})[0])
         for _ in range(_MAX_NUMERIC_REDRAWS):
@@ -505,7 +508,7 @@ def _fit(value: Any, distribution: BaseDistribution) -> tuple[Any] | None:
     """``(value,)`` converted to ``distribution``'s external type, or None if it does not fit."""
     try:
         internal = distribution.to_internal_repr(value)
-        if not distribution._contains(internal):
+        if not distribution_contains(distribution, internal):
             return None
         return (distribution.to_external_repr(internal),)
     except (ValueError, TypeError):
@@ -532,7 +535,7 @@ def _fitness(trial: FrozenTrial, signs: Sequence[float]) -> _Fitness | None:
     if values is None or len(values) != len(signs) or not all(map(math.isfinite, values)):
         return None
     penalty = 0.0
-    for v in trial.constraints.values():
+    for v in trial_constraints(trial):
         # Optuna's convention: feasible when <= 0. A NaN constraint counts as infinitely violated.
         penalty += math.inf if math.isnan(v) else max(float(v), 0.0)
     return tuple(s * v for s, v in zip(signs, values)), penalty

@@ -44,7 +44,7 @@ from optuna_nas.visualization import upload_cell_diagram
 
 
 if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
+    from optuna_nas._optuna_compat import ArtifactStore
 
 
 _logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from optuna_nas.search_spaces._nasbench201 import NB201Cell
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.artifacts._protocol import ArtifactStore
+
+    from optuna_nas._optuna_compat import ArtifactStore
 
 
 @dataclass
