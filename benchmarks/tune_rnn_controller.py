@@ -42,7 +42,6 @@ import numpy as np
 import optuna
 
 from optuna_nas.samplers import RNNControllerSampler
-from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.search_spaces import create_search_space
 
 
@@ -64,9 +63,6 @@ _TABLE: dict[str, float] = {}
 
 def make_sampler(name: str, seed: int, config: dict[str, Any]) -> optuna.samplers.BaseSampler:
     if name == "rnn":
-        config = dict(config)
-        # Private switch for comparing advantage scalings (not a public argument).
-        ControllerPolicy._scale_mode = config.pop("_scale_mode", "std")
         return RNNControllerSampler(seed=seed, **config)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)

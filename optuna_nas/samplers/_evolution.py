@@ -145,15 +145,10 @@ class RegularizedEvolutionSampler(BaseSampler):
     (comma-separated parameter names), which optuna-dashboard shows.
 
     **Defaults.** ``population_size=15, sample_size=8`` were tuned on the NAS-Bench-201 CIFAR-10
-    table (``benchmarks/tune_evolution.py``, 100 seeds, true test accuracy of the best-observed
-    cell after 50/100/300 trials). Noiseless: 94.11/94.30/94.37 (TPE 94.10/94.28/94.37, random
-    search 93.68/93.78/94.05, optimum 94.37). With Gaussian noise of 2 points on the search
-    signal: 92.88/93.17/93.33 (TPE 92.94/93.01/93.19); with 0.5 points: 93.64/93.88/94.04
-    (TPE 93.73/93.96/94.12). Smaller populations with a greedier tournament (10/7, 10/10) gain
-    about 0.05 without noise at 50 trials but lose under strong noise; Real et al. used 100/25
-    for budgets of thousands of models, and NAS-Bench-201's REA used 10/3, which trails here
-    (93.98/94.22/94.36 with duplicate skipping). Skipping duplicates adds about 0.05-0.1 at
-    50-100 noiseless trials (0.03-0.08 in our runs).
+    table for budgets of 50 to 300 trials, with and without noise on the search signal
+    (``benchmarks/tune_evolution.py``; the results are in ``benchmarks/README.md``). The papers'
+    settings: Real et al. used 100/25 for budgets of thousands of models, NAS-Bench-201's REA
+    10/3.
 
     **Distributed and resumed studies.** The sampler keeps no state that only lives in memory:
     the population is read from the study's trials, and the in-memory caches (seen parameter

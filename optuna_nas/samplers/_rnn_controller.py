@@ -82,33 +82,30 @@ class RNNControllerSampler(BaseSampler):
     and self-imitation learning (Oh et al., ICML 2018). The buffer is rebuilt from the study's
     history like everything else; ``imitation_weight=0`` gives the papers' plain REINFORCE.
 
-    **Duplicates.** On a deterministic objective a repeated architecture wastes a whole
-    training run, and a controller that has learned something repeats its favourites often
-    (about 30% of the first 100 NAS-Bench-201 trials). With ``skip_duplicates`` (default), the
-    first decisions of each trial are drawn from the controller restricted to decision
-    sequences no finished trial has made: ``max_duplicate_retries + 1`` candidates are sampled
-    in one LSTM batch along the prefix tree of finished trials' sequences, and the first one
-    that leaves the tree (so that every completion is new) is followed; the trial then samples
-    the rest freely. This is exact in conditional spaces too. Trials that also have
-    non-controller parameters (floats, wide ints) are not duplicates of one another and are
-    not tracked. If every candidate repeats a finished trial (a converged controller or an
-    exhausted space) the trial is sampled freely. The learning rule is unchanged: rewards are
-    applied to the log-probabilities under the unrestricted policy.
+    **Duplicates.** On a deterministic objective a repeated architecture wastes a whole training
+    run, and a controller that has learned something repeats its favourites often. With
+    ``skip_duplicates`` (default), the first decisions of each trial are drawn from the controller
+    restricted to decision sequences no finished trial has made: ``max_duplicate_retries + 1``
+    candidates are sampled in one LSTM batch along the prefix tree of finished trials' sequences,
+    and the first one that leaves the tree (so that every completion is new) is followed; the trial
+    then samples the rest freely. This is exact in conditional spaces too. Trials that also have
+    non-controller parameters (floats, wide ints) are not duplicates of one another and are not
+    tracked. If every candidate repeats a finished trial (a converged controller or an exhausted
+    space) the trial is sampled freely. The learning rule is unchanged: rewards are applied to the
+    log-probabilities under the unrestricted policy.
 
-    **Order of trials and determinism.** A trial still running when the sampler looks is
-    skipped and applied as soon as it is seen finished, so trials are applied in number order
-    except for those that finish after a later-numbered one was applied (parallel workers);
-    a trial left ``RUNNING`` by a crashed worker never blocks learning. In a sequential study
-    every trial finishes before the next starts, so the controller is a deterministic
-    function of ``seed`` and the study's history, and all sampling randomness is derived from
-    ``(seed, trial number)``: a study interrupted and resumed with a new sampler object (or in
-    another process) suggests exactly what an uninterrupted one would, on the same machine and
-    torch build. The controller always computes on one intra-op thread, so the user's torch
-    thread settings change neither its speed nor its results. A new sampler object replays the
-    whole history once, one update per ``batch_size`` trials (about 1.5 ms per update on one
-    slow core: 10,000 trials in well under a minute). Threads (``n_jobs``) share the controller
-    under a lock; processes sharing a storage each keep their own copy trained on the same
-    trials.
+    **Order of trials and determinism.** A trial still running when the sampler looks is skipped
+    and applied as soon as it is seen finished, so trials are applied in number order except for
+    those that finish after a later-numbered one was applied (parallel workers); a trial left
+    ``RUNNING`` by a crashed worker never blocks learning. In a sequential study every trial
+    finishes before the next starts, so the controller is a deterministic function of ``seed`` and
+    the study's history, and all sampling randomness is derived from ``(seed, trial number)``: a
+    study interrupted and resumed with a new sampler object (or in another process) suggests
+    exactly what an uninterrupted one would, on the same machine and torch build. The controller
+    always computes on one intra-op thread, so the user's torch thread settings change neither its
+    speed nor its results. A new sampler object replays the whole history once, one update per
+    ``batch_size`` trials (timings in ``README.md``). Threads (``n_jobs``) share the controller
+    under a lock; processes sharing a storage each keep their own copy trained on the same trials.
 
     **Other parameters.** Floats, and integers with more than ``max_int_choices`` values, are
     sampled by ``independent_sampler``. By default that is
@@ -125,14 +122,10 @@ class RNNControllerSampler(BaseSampler):
     and ``RNNControllerSampler:baseline``.
 
     **Defaults** were tuned on the NAS-Bench-201 CIFAR-10 table with 100 and 300 evaluations
-    (seeds 0-19 of ``benchmarks/tune_rnn_controller.py``; checked on held-out seeds): a
+    (``benchmarks/tune_rnn_controller.py``; the results are in ``benchmarks/README.md``): a
     learning rate 3 to 30 times the papers' (whose controllers take tens of thousands of
-    steps, not hundreds; 3e-2 and above collapse early), the NAS-Bench-201 baseline decay 0.9,
-    ENAS's temperature 5, a tanh constant of 2 (1.5 explores too long, 2.5 and 3 converge
-    too early), and self-imitation of the top 5 with weight 0.5 (0.1 to 1 all help; it added
-    0.15 to 0.2 point at 100 noiseless evaluations); skipping duplicates added another 0.1
-    point there (94.16 to 94.30 on seeds 0-39, 100 of 100 trials new), after which learning
-    rate, tanh constant and imitation weight were re-checked and left as they were.
+    steps, not hundreds), the NAS-Bench-201 baseline decay 0.9, ENAS's temperature 5, a tanh
+    constant of 2 (ENAS: 2.5), and self-imitation of the top 5 with weight 0.5.
 
     Example:
         .. code-block:: python

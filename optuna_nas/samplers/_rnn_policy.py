@@ -41,10 +41,10 @@ def derive_seed(*parts: object) -> int:
 def single_threaded() -> Iterator[None]:
     """Run torch ops on one intra-op thread for the duration of the block.
 
-    The controller's tensors are tiny: thread-pool hand-offs cost far more than the math
-    (over 100x slower on a busy machine), and the number of threads changes float summation
-    order, hence reproducibility. With OpenMP, torch's thread count is per calling thread, so
-    other threads running torch at the same time are not affected.
+    The controller's tensors are tiny: thread-pool hand-offs cost far more than the math, and the
+    number of threads changes float summation order, hence reproducibility. With OpenMP, torch's
+    thread count is per calling thread, so other threads running torch at the same time are not
+    affected.
     """
     previous = torch.get_num_threads()
     if previous == 1:
@@ -101,17 +101,6 @@ class Cursor:
     )
 
 
-class _CPUAdam(torch.optim.Adam):
-    """Adam for tensors that never leave the CPU.
-
-    The base class probes for a CUDA graph capture on every step, which on a CUDA build of
-    torch without a GPU loads NVML each time (~0.3 ms, a third of a whole update here).
-    """
-
-    def _accelerator_graph_capture_health_check(self) -> None:
-        return
-
-
 class _Head:
     """Softmax head and choice embedding of one decision, made on first use."""
 
@@ -139,10 +128,6 @@ class ControllerPolicy:
     baseline, advantages normalized by a moving standard deviation, and an entropy bonus, plus
     (when ``imitation_top_k > 0``) a likelihood term on the best rewarded sequences so far.
     """
-
-    # How advantages are scaled: "std" (moving standard deviation), "mad" (moving mean absolute
-    # deviation) or "raw" (none). A class attribute so that the tuning script can compare them.
-    _scale_mode = "std"
 
     def __init__(
         self,
@@ -180,9 +165,10 @@ class ControllerPolicy:
         self._start = nn.Parameter(start)
         self._shared: list[nn.Parameter] = [*self._lstm.parameters(), self._start]
         self._heads: dict[str, _Head] = {}
-        # fused Adam: one kernel per parameter group instead of ~10 ops per tensor; all heads
-        # share the second group (appended to it) so the cost does not grow with their number.
-        self._optimizer = _CPUAdam(self._shared, lr=learning_rate, fused=True)
+        # fused Adam (on CPU since torch 2.4): one kernel per parameter group instead of ~10 ops
+        # per tensor; all heads share the second group (appended to it) so the cost does not
+        # grow with their number. The updates, hence the suggestions, depend on this choice.
+        self._optimizer = torch.optim.Adam(self._shared, lr=learning_rate, fused=True)
 
         self.baseline: float | None = None
         self._variance = 0.0
@@ -361,23 +347,15 @@ class ControllerPolicy:
             return 0.0
         delta = reward - self.baseline
         decay = self._baseline_decay
-        if self._scale_mode == "raw":
-            advantage = delta
-        elif self._scale_mode == "mad":
-            scale = self._variance if self._variance > 0.0 else abs(delta)
-            advantage = delta / scale if scale > 0.0 else 0.0
-            self._variance = decay * self._variance + (1.0 - decay) * abs(delta)
-        else:
-            scale = math.sqrt(self._variance) if self._variance > 0.0 else abs(delta)
-            advantage = delta / scale if scale > 0.0 else 0.0
-            self._variance = decay * (self._variance + (1.0 - decay) * delta * delta)
+        # Scaled by the moving standard deviation (exponentially weighted, same decay).
+        scale = math.sqrt(self._variance) if self._variance > 0.0 else abs(delta)
+        advantage = delta / scale if scale > 0.0 else 0.0
+        self._variance = decay * (self._variance + (1.0 - decay) * delta * delta)
         self.baseline += (1.0 - decay) * delta
         if not (math.isfinite(self.baseline) and math.isfinite(self._variance)):
             # An absurd reward overflowed the statistics: restart them from this reward.
             self.baseline, self._variance = reward, 0.0
             return 0.0
-        if self._scale_mode == "raw":
-            return advantage
         return max(-_MAX_ADVANTAGE, min(_MAX_ADVANTAGE, advantage))
 
     def apply(self, steps: Sequence[Step], reward: float) -> None:
