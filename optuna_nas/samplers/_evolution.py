@@ -8,14 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import math
-import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
-from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -26,8 +24,8 @@ from optuna_nas._optuna_compat import SearchSpaceTransform
 from optuna_nas._optuna_compat import calc_crowding_distance
 from optuna_nas._optuna_compat import distribution_contains
 from optuna_nas._optuna_compat import fast_non_domination_rank
-from optuna_nas._optuna_compat import process_constraints_after_trial
 from optuna_nas._optuna_compat import trial_constraints
+from optuna_nas.samplers._base import DefineByRunSampler
 
 
 if TYPE_CHECKING:
@@ -90,7 +88,7 @@ class _StudyCache:
     fitness: dict[int, _Fitness | None] = field(default_factory=dict)
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(DefineByRunSampler):
     """Regularized (aging) evolution, define-by-run.
 
     The algorithm of `Real et al., "Regularized Evolution for Image Classifier Architecture
@@ -244,36 +242,18 @@ class RegularizedEvolutionSampler(BaseSampler):
         # A stream of its own, so the evolution's draws do not mirror the random sampler's.
         evo_seed = None if seed is None else int(np.random.SeedSequence(seed).generate_state(1)[0])
         self._rng = LazyRandomState(evo_seed)
-        self._lock = threading.Lock()
+        self._init_transient()
+
+    _TRANSIENT = ("_caches",)
+
+    def _reset_transient(self) -> None:
         self._caches: dict[tuple[int, int], _StudyCache] = {}
-
-    # ------------------------------------------------------------------ pickling / copying
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        # Locks cannot be pickled; caches are rebuilt from storage.
-        del state["_lock"]
-        state["_caches"] = {}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def reseed_rng(self) -> None:
         self._rng.rng.seed()
         self._random_sampler.reseed_rng()
 
     # ------------------------------------------------------------------ BaseSampler API
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
-
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # Only remember that the trial is new, so its plan need not be looked up in storage.
         # Planning itself is lazy: fully enqueued trials never plan, and the population is as
@@ -297,19 +277,10 @@ class RegularizedEvolutionSampler(BaseSampler):
             study, trial, param_name, param_distribution
         )
 
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        with self._lock:
-            cache = self._cache(study)
-            cache.plans.pop(trial._trial_id, None)
-            cache.started.discard(trial._trial_id)
-        if self._constraints_func is not None:
-            process_constraints_after_trial(self._constraints_func, study, trial, state)
+    def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
+        cache = self._cache(study)
+        cache.plans.pop(trial._trial_id, None)
+        cache.started.discard(trial._trial_id)
 
     # ------------------------------------------------------------------ planning
     def _cache(self, study: Study) -> _StudyCache:

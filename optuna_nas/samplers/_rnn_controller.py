@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 import secrets
-import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -21,6 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas.samplers._base import DefineByRunSampler
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.samplers._rnn_policy import Cursor
 from optuna_nas.samplers._rnn_policy import SequenceTrie
@@ -50,7 +50,7 @@ class _InFlight:
     position: int = 0
 
 
-class RNNControllerSampler(BaseSampler):
+class RNNControllerSampler(DefineByRunSampler):
     """NAS with an LSTM controller trained by REINFORCE (Zoph & Le 2017; ENAS, Pham et al. 2018).
 
     Every ``suggest_categorical`` call (and every ``suggest_int`` with at most
@@ -248,10 +248,20 @@ class RNNControllerSampler(BaseSampler):
         self._reward_fn = reward_fn
         self._independent_sampler = independent_sampler
         self._max_int_choices = max_int_choices
-        self._lock = threading.RLock()
-        self._reset()
+        self._init_transient()
 
-    def _reset(self) -> None:
+    # The controller is rebuilt from the study on first use, like after a restart.
+    _TRANSIENT = (
+        "_policy",
+        "_study_key",
+        "_next_number",
+        "_applied",
+        "_in_flight",
+        "_seen",
+        "_seen_depth",
+    )
+
+    def _reset_transient(self) -> None:
         self._policy = ControllerPolicy(
             seed=self._seed,
             hidden_size=self._hidden_size,
@@ -275,49 +285,11 @@ class RNNControllerSampler(BaseSampler):
         self._seen = SequenceTrie()
         self._seen_depth = 0
 
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self) -> dict[str, Any]:
-        # The controller is rebuilt from the study on first use, like after a restart.
-        state = {
-            k: v
-            for k, v in self.__dict__.items()
-            if k.startswith("_")
-            and k
-            not in (
-                "_lock",
-                "_policy",
-                "_study_key",
-                "_next_number",
-                "_applied",
-                "_in_flight",
-                "_seen",
-                "_seen_depth",
-            )
-        }
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
-        self._reset()
-
     # ------------------------------------------------------------------ BaseSampler API
     def reseed_rng(self) -> None:
         # Controller samples come from (seed, trial number), which threads never share.
         if self._independent_sampler is not None:
             self._independent_sampler.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        self._check_objectives(study)
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        self._check_objectives(study)
-        return {}
 
     def sample_independent(
         self,
@@ -326,10 +298,11 @@ class RNNControllerSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        self._check_objectives(study)
+        self._check_study(study)
         encoded = self._encode(param_name, param_distribution)
         if encoded is None:
-            return self._sample_fallback(study, trial, param_name, param_distribution)
+            sampler = self._fallback_sampler(trial, param_name)
+            return sampler.sample_independent(study, trial, param_name, param_distribution)
         key, size = encoded
         new_trial = False
         baseline: float | None = None
@@ -382,21 +355,8 @@ class RNNControllerSampler(BaseSampler):
         storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "log_prob", log_prob)
         return _from_index(param_distribution, index)
 
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        if self._independent_sampler is not None:
-            self._independent_sampler.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        with self._lock:
-            self._in_flight.pop(trial._trial_id, None)
-        if self._independent_sampler is not None:
-            self._independent_sampler.after_trial(study, trial, state, values)
+    def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._in_flight.pop(trial._trial_id, None)
 
     # ------------------------------------------------------------------ rewards
     @staticmethod
@@ -446,7 +406,7 @@ class RNNControllerSampler(BaseSampler):
 
         return reward
 
-    def _check_objectives(self, study: Study) -> None:
+    def _check_study(self, study: Study) -> None:
         if len(study.directions) > 1 and self._reward_fn is None:
             raise ValueError(
                 "RNNControllerSampler needs a scalar reward: pass reward_fn= (for example "
@@ -493,7 +453,7 @@ class RNNControllerSampler(BaseSampler):
         key = (id(study._storage), study._study_id)
         if self._study_key != key:
             if self._study_key is not None:
-                self._reset()
+                self._reset_transient()
             self._study_key = key
 
     def _catch_up(self, study: Study) -> None:
@@ -547,17 +507,11 @@ class RNNControllerSampler(BaseSampler):
         uniforms = rng.random((self._max_duplicate_retries + 1, self._seen_depth))
         return self._policy.draw_unseen(self._seen, uniforms)
 
-    def _sample_fallback(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        sampler = self._independent_sampler
-        if sampler is None:
-            sampler = RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
-        return sampler.sample_independent(study, trial, param_name, param_distribution)
+    def _fallback_sampler(self, trial: FrozenTrial, param_name: str) -> BaseSampler:
+        """The sampler of a float or wide int: ``independent_sampler``, or a seeded random one."""
+        if self._independent_sampler is not None:
+            return self._independent_sampler
+        return RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
 
 
 def _follow_plan(in_flight: _InFlight, key: str, index: int) -> None:
