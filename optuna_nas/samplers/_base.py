@@ -26,8 +26,8 @@ class DefineByRunSampler(BaseSampler):
     Both answer every parameter in :meth:`sample_independent` (no relative sampling), keep
     per-study state that can be rebuilt from storage under one re-entrant lock, drop that state
     when pickled or copied (the copy rebuilds it, as after a restart), and forget a trial's
-    in-flight state when it ends. Subclasses call :meth:`_init_transient` at the end of
-    ``__init__`` and implement :meth:`_reset_transient` and :meth:`_forget_trial`.
+    in-flight state when it ends. Subclasses implement :meth:`_sample`, :meth:`_reset_transient`
+    and :meth:`_forget_trial`, and call :meth:`_init_transient` at the end of ``__init__``.
     """
 
     #: Attributes not pickled: rebuilt by :meth:`_reset_transient`.
@@ -71,6 +71,20 @@ class DefineByRunSampler(BaseSampler):
     ) -> dict[str, Any]:
         self._check_study(study)
         return {}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        self._check_study(study)
+        return self._sample(study, trial, param_name, param_distribution)
+
+    def _sample(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any:
+        """:meth:`sample_independent` once the study is checked."""
+        raise NotImplementedError
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if self._independent_sampler is not None:

@@ -261,21 +261,13 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         with self._lock:
             self._cache(study).started.add(trial._trial_id)
 
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
+    def _sample(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any:
         plan = self._get_plan(study, trial)
-        if param_name in plan.params:
-            value = _fit(plan.params[param_name], param_distribution)
+        if name in plan.params:
+            value = _fit(plan.params[name], dist)
             if value is not None:
                 return value[0]
-        return self._random_sampler.sample_independent(
-            study, trial, param_name, param_distribution
-        )
+        return self._random_sampler.sample_independent(study, trial, name, dist)
 
     def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
         cache = self._cache(study)

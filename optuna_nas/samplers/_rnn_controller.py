@@ -291,18 +291,10 @@ class RNNControllerSampler(DefineByRunSampler):
         if self._independent_sampler is not None:
             self._independent_sampler.reseed_rng()
 
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        self._check_study(study)
-        encoded = self._encode(param_name, param_distribution)
+    def _sample(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any:
+        encoded = self._encode(name, dist)
         if encoded is None:
-            sampler = self._fallback_sampler(trial, param_name)
-            return sampler.sample_independent(study, trial, param_name, param_distribution)
+            return self._fallback_sampler(trial, name).sample_independent(study, trial, name, dist)
         key, size = encoded
         new_trial = False
         baseline: float | None = None
@@ -320,15 +312,15 @@ class RNNControllerSampler(DefineByRunSampler):
                 baseline = self._policy.baseline
             # Teacher-force decisions made without the controller (fixed by enqueue_trial),
             # so the LSTM sees exactly the sequence that a replay of this trial will see.
-            for name, distribution in trial.distributions.items():
-                if name in in_flight.fed:
+            for fixed, distribution in trial.distributions.items():
+                if fixed in in_flight.fed:
                     continue
-                forced = self._encode(name, distribution)
+                forced = self._encode(fixed, distribution)
                 if forced is not None:
                     self._policy.probabilities(in_flight.cursor, *forced)
-                    index = _to_index(distribution, trial.params[name])
+                    index = _to_index(distribution, trial.params[fixed])
                     self._policy.commit(in_flight.cursor, forced[0], index)
-                    in_flight.fed.add(name)
+                    in_flight.fed.add(fixed)
                     _follow_plan(in_flight, forced[0], index)
             probs = self._policy.probabilities(in_flight.cursor, key, size)
             plan = in_flight.plan
@@ -343,7 +335,7 @@ class RNNControllerSampler(DefineByRunSampler):
                 u = in_flight.rng.random() * cumulative[-1]
                 index = min(int(np.searchsorted(cumulative, u, side="right")), size - 1)
             self._policy.commit(in_flight.cursor, key, index)
-            in_flight.fed.add(param_name)
+            in_flight.fed.add(name)
             _follow_plan(in_flight, key, index)
             log_prob = in_flight.cursor.log_prob
 
@@ -353,7 +345,7 @@ class RNNControllerSampler(DefineByRunSampler):
             storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "baseline", baseline)
         storage.set_trial_system_attr(trial._trial_id, _SYSTEM_PREFIX + "log_prob", log_prob)
         storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "log_prob", log_prob)
-        return _from_index(param_distribution, index)
+        return _from_index(dist, index)
 
     def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._in_flight.pop(trial._trial_id, None)
