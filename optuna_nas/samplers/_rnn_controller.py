@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from optuna_nas.samplers._base import DefineByRunSampler
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.samplers._rnn_policy import Cursor
+from optuna_nas.samplers._rnn_policy import PolicySettings
 from optuna_nas.samplers._rnn_policy import SequenceTrie
 from optuna_nas.samplers._rnn_policy import Step
 from optuna_nas.samplers._rnn_policy import derive_seed
@@ -233,16 +234,19 @@ class RNNControllerSampler(DefineByRunSampler):
             )
 
         self._seed = int(seed) if seed is not None else secrets.randbits(32)
-        self._hidden_size = hidden_size
-        self._num_layers = num_layers
-        self._learning_rate = float(learning_rate)
-        self._batch_size = batch_size
-        self._baseline_decay = float(baseline_decay)
-        self._entropy_weight = float(entropy_weight)
-        self._temperature = float(temperature)
-        self._tanh_constant = None if tanh_constant is None else float(tanh_constant)
-        self._imitation_top_k = imitation_top_k
-        self._imitation_weight = float(imitation_weight)
+        self._policy_settings = PolicySettings(
+            seed=self._seed,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            learning_rate=float(learning_rate),
+            temperature=float(temperature),
+            tanh_constant=None if tanh_constant is None else float(tanh_constant),
+            entropy_weight=float(entropy_weight),
+            baseline_decay=float(baseline_decay),
+            batch_size=batch_size,
+            imitation_top_k=imitation_top_k,
+            imitation_weight=float(imitation_weight),
+        )
         self._skip_duplicates = skip_duplicates
         self._max_duplicate_retries = max_duplicate_retries
         self._reward_fn = reward_fn
@@ -262,19 +266,7 @@ class RNNControllerSampler(DefineByRunSampler):
     )
 
     def _reset_transient(self) -> None:
-        self._policy = ControllerPolicy(
-            seed=self._seed,
-            hidden_size=self._hidden_size,
-            num_layers=self._num_layers,
-            learning_rate=self._learning_rate,
-            temperature=self._temperature,
-            tanh_constant=self._tanh_constant,
-            entropy_weight=self._entropy_weight,
-            baseline_decay=self._baseline_decay,
-            batch_size=self._batch_size,
-            imitation_top_k=self._imitation_top_k,
-            imitation_weight=self._imitation_weight,
-        )
+        self._policy = ControllerPolicy(self._policy_settings)
         self._study_key: tuple[int, int] | None = None
         # Trials with number < _next_number are applied; _applied holds later applied numbers.
         self._next_number = 0
