@@ -88,6 +88,45 @@ class _StudyCache:
     fitness: dict[int, _Fitness | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The arguments of :class:`RegularizedEvolutionSampler`, checked once."""
+
+    population_size: int
+    sample_size: int
+    search_space: SearchSpace[Any] | None
+    skip_duplicates: bool
+    max_duplicate_retries: int
+    numeric_mutation_scale: float | None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.population_size, bool) or not isinstance(self.population_size, int):
+            raise ValueError(f"population_size must be an int, got {self.population_size!r}.")
+        if self.population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {self.population_size}.")
+        if isinstance(self.sample_size, bool) or not isinstance(self.sample_size, int):
+            raise ValueError(f"sample_size must be an int, got {self.sample_size!r}.")
+        if not 1 <= self.sample_size <= self.population_size:
+            raise ValueError(
+                f"sample_size must be in [1, population_size={self.population_size}], "
+                f"got {self.sample_size}."
+            )
+        if self.max_duplicate_retries < 0:
+            raise ValueError(
+                f"max_duplicate_retries must be non-negative, got {self.max_duplicate_retries}."
+            )
+        if self.numeric_mutation_scale is not None and not (
+            math.isfinite(self.numeric_mutation_scale) and self.numeric_mutation_scale > 0
+        ):
+            raise ValueError(
+                "numeric_mutation_scale must be a positive finite float or None, got "
+                f"{self.numeric_mutation_scale!r}."
+            )
+        space = self.search_space
+        if space is not None and not callable(getattr(space, "mutate", None)):
+            raise ValueError(f"search_space must be an optuna-nas SearchSpace, got {space!r}.")
+
+
 class RegularizedEvolutionSampler(DefineByRunSampler):
     """Regularized (aging) evolution, define-by-run.
 
@@ -204,39 +243,14 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         seed: int | None = None,
     ) -> None:
-        if isinstance(population_size, bool) or not isinstance(population_size, int):
-            raise ValueError(f"population_size must be an int, got {population_size!r}.")
-        if population_size < 2:
-            raise ValueError(f"population_size must be at least 2, got {population_size}.")
-        if isinstance(sample_size, bool) or not isinstance(sample_size, int):
-            raise ValueError(f"sample_size must be an int, got {sample_size!r}.")
-        if not 1 <= sample_size <= population_size:
-            raise ValueError(
-                f"sample_size must be in [1, population_size={population_size}], "
-                f"got {sample_size}."
-            )
-        if max_duplicate_retries < 0:
-            raise ValueError(
-                f"max_duplicate_retries must be non-negative, got {max_duplicate_retries}."
-            )
-        if numeric_mutation_scale is not None and not (
-            math.isfinite(numeric_mutation_scale) and numeric_mutation_scale > 0
-        ):
-            raise ValueError(
-                "numeric_mutation_scale must be a positive finite float or None, got "
-                f"{numeric_mutation_scale!r}."
-            )
-        if search_space is not None and not callable(getattr(search_space, "mutate", None)):
-            raise ValueError(
-                f"search_space must be an optuna-nas SearchSpace, got {search_space!r}."
-            )
-
-        self._population_size = population_size
-        self._sample_size = sample_size
-        self._search_space = search_space
-        self._skip_duplicates = skip_duplicates
-        self._max_duplicate_retries = max_duplicate_retries
-        self._numeric_mutation_scale = numeric_mutation_scale
+        self._settings = _Settings(
+            population_size,
+            sample_size,
+            search_space,
+            skip_duplicates,
+            max_duplicate_retries,
+            numeric_mutation_scale,
+        )
         self._constraints_func = constraints_func
         self._random_sampler = RandomSampler(seed=seed)
         # A stream of its own, so the evolution's draws do not mirror the random sampler's.
@@ -314,16 +328,16 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
 
     def _new_plan(self, study: Study, trials: list[FrozenTrial], cache: _StudyCache) -> _Plan:
         population = self._population(study, trials, cache)
-        if len(population) < self._population_size:
+        if len(population) < self._settings.population_size:
             return _Plan(parent=None, params={})
         parent = self._select_parent(study, population)
-        if self._skip_duplicates:
+        if self._settings.skip_duplicates:
             self._update_seen(cache, trials)
         params = self._mutate(parent.params, parent.distributions)
-        if self._skip_duplicates:
+        if self._settings.skip_duplicates:
             # The first half of the retries restart from the parent, the rest walk further.
-            fresh = (self._max_duplicate_retries + 1) // 2
-            for attempt in range(self._max_duplicate_retries):
+            fresh = (self._settings.max_duplicate_retries + 1) // 2
+            for attempt in range(self._settings.max_duplicate_retries):
                 if _params_key(params) not in cache.seen:
                     break
                 if attempt < fresh:
@@ -365,7 +379,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             fitness_cache[t.number] = fitness
             if fitness is not None:
                 population.append((t, fitness))
-                if len(population) == self._population_size:
+                if len(population) == self._settings.population_size:
                     break
         cache.fitness = fitness_cache
         population.reverse()
@@ -390,7 +404,8 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
     def _select_parent(
         self, study: Study, population: list[tuple[FrozenTrial, _Fitness]]
     ) -> FrozenTrial:
-        sample = self._rng.rng.choice(len(population), size=self._sample_size, replace=False)
+        size = self._settings.sample_size
+        sample = self._rng.rng.choice(len(population), size=size, replace=False)
         sample = sample.tolist()
         if len(study.directions) == 1:
             # Feasible first, then the smallest violation, then the best value: the order of
@@ -424,7 +439,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         if not names:
             return dict(params)
         name = names[int(rng.randint(len(names)))]
-        space = self._search_space
+        space = self._settings.search_space
         if space is not None and space.owns_param(name):
             try:
                 arch = space.mutate(space.from_params(params), rng)
@@ -448,10 +463,10 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         low, high = trans.bounds[0]
         x = float(trans.transform({"x": value})[0])
         for _ in range(_MAX_NUMERIC_REDRAWS):
-            if self._numeric_mutation_scale is None:
+            if self._settings.numeric_mutation_scale is None:
                 y = rng.uniform(low, high)
             else:
-                y = x + rng.normal(0.0, self._numeric_mutation_scale * (high - low))
+                y = x + rng.normal(0.0, self._settings.numeric_mutation_scale * (high - low))
             new = trans.untransform(np.array([min(max(y, low), high)]))["x"]
             if new != value:
                 return new
