@@ -41,13 +41,13 @@ print(json.dumps(sorted(
 """
 
 
-def _imported_heavy_modules(module: str) -> list[str]:
+def _imported_heavy_modules(module: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     # A fresh interpreter per module: this test process has imported everything already.
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(module=module, heavy=HEAVY)],
+        [sys.executable, "-c", _PROBE.format(module=module, heavy=heavy)],
         capture_output=True,
         text=True,
         env=env,
@@ -60,6 +60,12 @@ def _imported_heavy_modules(module: str) -> list[str]:
 @pytest.mark.parametrize("module", LIGHT)
 def test_light_subpackage_does_not_import_training_stack(module: str) -> None:
     assert _imported_heavy_modules(module) == []
+
+
+def test_samplers_need_only_optuna_numpy_and_torch() -> None:
+    # A user with a tabular objective pays for no search space, vision or plotting stack.
+    others = ("torchvision", "matplotlib", "scipy", "sklearn", "optuna_nas.search_spaces")
+    assert _imported_heavy_modules("optuna_nas.samplers", HEAVY + others) == []
 
 
 def test_lazy_top_level_names_resolve() -> None:
