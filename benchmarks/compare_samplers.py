@@ -203,7 +203,7 @@ def hypervolume(acc: np.ndarray, cost: np.ndarray, ref: tuple[float, float]) -> 
     """Hypervolume of (acc, cost) points w.r.t. ``ref`` = (accuracy, cost), maximize/minimize."""
     # optuna has no public hypervolume function; the private one is what Optuna's own
     # plot_hypervolume_history uses.
-    from optuna._hypervolume import compute_hypervolume
+    from optuna_nas._optuna_compat import compute_hypervolume
 
     inside = (acc > ref[0]) & (cost < ref[1])
     if not inside.any():

@@ -42,7 +42,6 @@ from _common import data_dir
 import numpy as np
 import optuna
 
-from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.search_spaces import create_search_space
 
 
@@ -56,9 +55,6 @@ _TABLE: dict[str, float] = {}
 
 def make_sampler(name: str, seed: int, config: dict[str, Any]) -> optuna.samplers.BaseSampler:
     if name == "rnn":
-        config = dict(config)
-        # Private switch for comparing advantage scalings (not a public argument).
-        ControllerPolicy._scale_mode = config.pop("_scale_mode", "std")
         return create_sampler("rnn", seed=seed, **config)
     if name in ("random", "tpe"):
         return create_sampler(name, seed=seed)

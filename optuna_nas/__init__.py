@@ -4,19 +4,31 @@ A NAS run is an ordinary Optuna study: a search space suggests an architecture t
 ``trial.suggest_categorical`` calls, :class:`NASObjective` builds and trains it with Lightning,
 and NAS samplers (:mod:`optuna_nas.samplers`) and pruners (:mod:`optuna_nas.pruners`) steer
 the search.
+
+The names below are imported on first use (PEP 562), so that ``import optuna_nas.samplers``
+(or ``.search_spaces``, ``.pruners``, ``.benchmarks``, ``.visualization``) does not pull in
+Lightning and the training stack.
 """
 
-from optuna_nas import search_spaces
-from optuna_nas import training
-from optuna_nas.search_spaces import SearchSpace
-from optuna_nas.search_spaces import create_search_space
-from optuna_nas.search_spaces import list_search_spaces
-from optuna_nas.training import ChildModule
-from optuna_nas.training import CIFAR10DataModule
-from optuna_nas.training import EmbeddedDataModule
-from optuna_nas.training import NASObjective
-from optuna_nas.trial_outcome import InvalidArchitectureError
-from optuna_nas.trial_outcome import NonFiniteError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+from typing import Any
+
+
+if TYPE_CHECKING:
+    from optuna_nas import search_spaces
+    from optuna_nas import training
+    from optuna_nas.search_spaces import SearchSpace
+    from optuna_nas.search_spaces import create_search_space
+    from optuna_nas.search_spaces import list_search_spaces
+    from optuna_nas.training import ChildModule
+    from optuna_nas.training import CIFAR10DataModule
+    from optuna_nas.training import EmbeddedDataModule
+    from optuna_nas.training import NASObjective
+    from optuna_nas.trial_outcome import InvalidArchitectureError
+    from optuna_nas.trial_outcome import NonFiniteError
 
 
 __version__ = "0.1.0"
@@ -35,3 +47,32 @@ __all__ = [
     "search_spaces",
     "training",
 ]
+
+# Public name -> the module that defines it (a subpackage itself when the name is one).
+_LAZY = {
+    "CIFAR10DataModule": "optuna_nas.training",
+    "ChildModule": "optuna_nas.training",
+    "EmbeddedDataModule": "optuna_nas.training",
+    "InvalidArchitectureError": "optuna_nas.trial_outcome",
+    "NASObjective": "optuna_nas.training",
+    "NonFiniteError": "optuna_nas.trial_outcome",
+    "SearchSpace": "optuna_nas.search_spaces",
+    "create_search_space": "optuna_nas.search_spaces",
+    "list_search_spaces": "optuna_nas.search_spaces",
+    "search_spaces": "optuna_nas.search_spaces",
+    "training": "optuna_nas.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"{__name__}.{name}" else getattr(module, name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -48,6 +48,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.distributions import check_distribution_compatibility
 
+from optuna_nas._optuna_compat import failed_suggestion
+
 
 __all__ = [
     "ArchitectureBuildError",
@@ -232,28 +234,6 @@ def parameter_conflict(
     return ParameterConflictError(
         name if previous is not None else None, previous, distribution, str(error).rstrip(".")
     )
-
-
-def failed_suggestion(
-    error: BaseException,
-) -> tuple[optuna.Trial, str, BaseDistribution] | None:
-    """``(trial, name, distribution)`` of the ``suggest_*`` call that raised ``error``.
-
-    Read from the frame of Optuna's ``Trial._suggest(name, distribution)`` in the traceback
-    (a private method, hence kept to this one function and tested against every admitted
-    Optuna version); ``None`` when it is not there.
-    """
-    tb = error.__traceback__
-    found = None
-    while tb is not None:
-        frame = tb.tb_frame
-        local = frame.f_locals
-        if frame.f_code.co_name == "_suggest" and isinstance(local.get("self"), optuna.Trial):
-            name, distribution = local.get("name"), local.get("distribution")
-            if isinstance(name, str) and isinstance(distribution, BaseDistribution):
-                found = (local["self"], name, distribution)
-        tb = tb.tb_next
-    return found
 
 
 def _incompatible_distribution(

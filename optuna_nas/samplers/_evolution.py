@@ -8,23 +8,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import math
-import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
-from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
-from optuna.samplers._base import _process_constraints_after_trial
-from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
 from optuna.study import StudyDirection
-from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+
+from optuna_nas._optuna_compat import LazyRandomState
+from optuna_nas._optuna_compat import SearchSpaceTransform
+from optuna_nas._optuna_compat import calc_crowding_distance
+from optuna_nas._optuna_compat import distribution_contains
+from optuna_nas._optuna_compat import fast_non_domination_rank
+from optuna_nas._optuna_compat import trial_constraints
+from optuna_nas.samplers._base import DefineByRunSampler
 
 
 if TYPE_CHECKING:
@@ -87,7 +88,46 @@ class _StudyCache:
     fitness: dict[int, _Fitness | None] = field(default_factory=dict)
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+@dataclass(frozen=True)
+class _Settings:
+    """The arguments of :class:`RegularizedEvolutionSampler`, checked once."""
+
+    population_size: int
+    sample_size: int
+    search_space: SearchSpace[Any] | None
+    skip_duplicates: bool
+    max_duplicate_retries: int
+    numeric_mutation_scale: float | None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.population_size, bool) or not isinstance(self.population_size, int):
+            raise ValueError(f"population_size must be an int, got {self.population_size!r}.")
+        if self.population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {self.population_size}.")
+        if isinstance(self.sample_size, bool) or not isinstance(self.sample_size, int):
+            raise ValueError(f"sample_size must be an int, got {self.sample_size!r}.")
+        if not 1 <= self.sample_size <= self.population_size:
+            raise ValueError(
+                f"sample_size must be in [1, population_size={self.population_size}], "
+                f"got {self.sample_size}."
+            )
+        if self.max_duplicate_retries < 0:
+            raise ValueError(
+                f"max_duplicate_retries must be non-negative, got {self.max_duplicate_retries}."
+            )
+        if self.numeric_mutation_scale is not None and not (
+            math.isfinite(self.numeric_mutation_scale) and self.numeric_mutation_scale > 0
+        ):
+            raise ValueError(
+                "numeric_mutation_scale must be a positive finite float or None, got "
+                f"{self.numeric_mutation_scale!r}."
+            )
+        space = self.search_space
+        if space is not None and not callable(getattr(space, "mutate", None)):
+            raise ValueError(f"search_space must be an optuna-nas SearchSpace, got {space!r}.")
+
+
+class RegularizedEvolutionSampler(DefineByRunSampler):
     """Regularized (aging) evolution, define-by-run.
 
     The algorithm of `Real et al., "Regularized Evolution for Image Classifier Architecture
@@ -131,7 +171,7 @@ class RegularizedEvolutionSampler(BaseSampler):
     **Multi-objective and constraints.** The tournament winner has the best non-dominated rank
     within the population, ties broken by the larger crowding distance (as in NSGA-II). With
     constraints (``constraints_func``, same convention as
-    :class:`~optuna.samplers.NSGAIISampler`, or values set with ``trial.set_constraint``),
+    :class:`~optuna.samplers.NSGAIISampler`, or, with Optuna 5, ``trial.set_constraint``),
     feasible trials beat infeasible ones, and infeasible ones are ranked by total violation.
     A single-objective study uses the same rule, which reduces to "best value wins".
 
@@ -142,15 +182,10 @@ class RegularizedEvolutionSampler(BaseSampler):
     (comma-separated parameter names), which optuna-dashboard shows.
 
     **Defaults.** ``population_size=15, sample_size=8`` were tuned on the NAS-Bench-201 CIFAR-10
-    table (``benchmarks/tune_evolution.py``, 100 seeds, true test accuracy of the best-observed
-    cell after 50/100/300 trials). Noiseless: 94.11/94.30/94.37 (TPE 94.10/94.28/94.37, random
-    search 93.68/93.78/94.05, optimum 94.37). With Gaussian noise of 2 points on the search
-    signal: 92.88/93.17/93.33 (TPE 92.94/93.01/93.19); with 0.5 points: 93.64/93.88/94.04
-    (TPE 93.73/93.96/94.12). Smaller populations with a greedier tournament (10/7, 10/10) gain
-    about 0.05 without noise at 50 trials but lose under strong noise; Real et al. used 100/25
-    for budgets of thousands of models, and NAS-Bench-201's REA used 10/3, which trails here
-    (93.98/94.22/94.36 with duplicate skipping). Skipping duplicates adds about 0.05-0.1 at
-    50-100 noiseless trials (0.03-0.08 in our runs).
+    table for budgets of 50 to 300 trials, with and without noise on the search signal
+    (``benchmarks/tune_evolution.py``; the results are in ``benchmarks/README.md``). The papers'
+    settings: Real et al. used 100/25 for budgets of thousands of models, NAS-Bench-201's REA
+    10/3.
 
     **Distributed and resumed studies.** The sampler keeps no state that only lives in memory:
     the population is read from the study's trials, and the in-memory caches (seen parameter
@@ -208,74 +243,31 @@ class RegularizedEvolutionSampler(BaseSampler):
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         seed: int | None = None,
     ) -> None:
-        if isinstance(population_size, bool) or not isinstance(population_size, int):
-            raise ValueError(f"population_size must be an int, got {population_size!r}.")
-        if population_size < 2:
-            raise ValueError(f"population_size must be at least 2, got {population_size}.")
-        if isinstance(sample_size, bool) or not isinstance(sample_size, int):
-            raise ValueError(f"sample_size must be an int, got {sample_size!r}.")
-        if not 1 <= sample_size <= population_size:
-            raise ValueError(
-                f"sample_size must be in [1, population_size={population_size}], "
-                f"got {sample_size}."
-            )
-        if max_duplicate_retries < 0:
-            raise ValueError(
-                f"max_duplicate_retries must be non-negative, got {max_duplicate_retries}."
-            )
-        if numeric_mutation_scale is not None and not (
-            math.isfinite(numeric_mutation_scale) and numeric_mutation_scale > 0
-        ):
-            raise ValueError(
-                "numeric_mutation_scale must be a positive finite float or None, got "
-                f"{numeric_mutation_scale!r}."
-            )
-        if search_space is not None and not callable(getattr(search_space, "mutate", None)):
-            raise ValueError(
-                f"search_space must be an optuna-nas SearchSpace, got {search_space!r}."
-            )
-
-        self._population_size = population_size
-        self._sample_size = sample_size
-        self._search_space = search_space
-        self._skip_duplicates = skip_duplicates
-        self._max_duplicate_retries = max_duplicate_retries
-        self._numeric_mutation_scale = numeric_mutation_scale
+        self._settings = _Settings(
+            population_size,
+            sample_size,
+            search_space,
+            skip_duplicates,
+            max_duplicate_retries,
+            numeric_mutation_scale,
+        )
         self._constraints_func = constraints_func
         self._random_sampler = RandomSampler(seed=seed)
         # A stream of its own, so the evolution's draws do not mirror the random sampler's.
         evo_seed = None if seed is None else int(np.random.SeedSequence(seed).generate_state(1)[0])
         self._rng = LazyRandomState(evo_seed)
-        self._lock = threading.Lock()
+        self._init_transient()
+
+    _TRANSIENT = ("_caches",)
+
+    def _reset_transient(self) -> None:
         self._caches: dict[tuple[int, int], _StudyCache] = {}
-
-    # ------------------------------------------------------------------ pickling / copying
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        # Locks cannot be pickled; caches are rebuilt from storage.
-        del state["_lock"]
-        state["_caches"] = {}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def reseed_rng(self) -> None:
         self._rng.rng.seed()
         self._random_sampler.reseed_rng()
 
     # ------------------------------------------------------------------ BaseSampler API
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
-
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # Only remember that the trial is new, so its plan need not be looked up in storage.
         # Planning itself is lazy: fully enqueued trials never plan, and the population is as
@@ -283,35 +275,18 @@ class RegularizedEvolutionSampler(BaseSampler):
         with self._lock:
             self._cache(study).started.add(trial._trial_id)
 
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
+    def _sample(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any:
         plan = self._get_plan(study, trial)
-        if param_name in plan.params:
-            value = _fit(plan.params[param_name], param_distribution)
+        if name in plan.params:
+            value = _fit(plan.params[name], dist)
             if value is not None:
                 return value[0]
-        return self._random_sampler.sample_independent(
-            study, trial, param_name, param_distribution
-        )
+        return self._random_sampler.sample_independent(study, trial, name, dist)
 
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        with self._lock:
-            cache = self._cache(study)
-            cache.plans.pop(trial._trial_id, None)
-            cache.started.discard(trial._trial_id)
-        if self._constraints_func is not None:
-            _process_constraints_after_trial(self._constraints_func, study, trial, state)
+    def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
+        cache = self._cache(study)
+        cache.plans.pop(trial._trial_id, None)
+        cache.started.discard(trial._trial_id)
 
     # ------------------------------------------------------------------ planning
     def _cache(self, study: Study) -> _StudyCache:
@@ -353,16 +328,16 @@ class RegularizedEvolutionSampler(BaseSampler):
 
     def _new_plan(self, study: Study, trials: list[FrozenTrial], cache: _StudyCache) -> _Plan:
         population = self._population(study, trials, cache)
-        if len(population) < self._population_size:
+        if len(population) < self._settings.population_size:
             return _Plan(parent=None, params={})
         parent = self._select_parent(study, population)
-        if self._skip_duplicates:
+        if self._settings.skip_duplicates:
             self._update_seen(cache, trials)
         params = self._mutate(parent.params, parent.distributions)
-        if self._skip_duplicates:
+        if self._settings.skip_duplicates:
             # The first half of the retries restart from the parent, the rest walk further.
-            fresh = (self._max_duplicate_retries + 1) // 2
-            for attempt in range(self._max_duplicate_retries):
+            fresh = (self._settings.max_duplicate_retries + 1) // 2
+            for attempt in range(self._settings.max_duplicate_retries):
                 if _params_key(params) not in cache.seen:
                     break
                 if attempt < fresh:
@@ -404,7 +379,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             fitness_cache[t.number] = fitness
             if fitness is not None:
                 population.append((t, fitness))
-                if len(population) == self._population_size:
+                if len(population) == self._settings.population_size:
                     break
         cache.fitness = fitness_cache
         population.reverse()
@@ -429,7 +404,8 @@ class RegularizedEvolutionSampler(BaseSampler):
     def _select_parent(
         self, study: Study, population: list[tuple[FrozenTrial, _Fitness]]
     ) -> FrozenTrial:
-        sample = self._rng.rng.choice(len(population), size=self._sample_size, replace=False)
+        size = self._settings.sample_size
+        sample = self._rng.rng.choice(len(population), size=size, replace=False)
         sample = sample.tolist()
         if len(study.directions) == 1:
             # Feasible first, then the smallest violation, then the best value: the order of
@@ -443,11 +419,11 @@ class RegularizedEvolutionSampler(BaseSampler):
         trials = [t for t, _ in population]
         losses = np.array([f[0] for _, f in population])
         penalty = np.array([f[1] for _, f in population])
-        ranks = _fast_non_domination_rank(losses, penalty=penalty if penalty.any() else None)
+        ranks = fast_non_domination_rank(losses, penalty=penalty if penalty.any() else None)
         crowding = np.zeros(len(population))
         for rank in set(ranks[sample].tolist()):
             members = [t for t, r in zip(trials, ranks) if r == rank]
-            distances = _calc_crowding_distance(members)
+            distances = calc_crowding_distance(members)
             for i, t in enumerate(trials):
                 if ranks[i] == rank:
                     crowding[i] = distances[t.number]
@@ -463,7 +439,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         if not names:
             return dict(params)
         name = names[int(rng.randint(len(names)))]
-        space = self._search_space
+        space = self._settings.search_space
         if space is not None and space.owns_param(name):
             try:
                 arch = space.mutate(space.from_params(params), rng)
@@ -483,14 +459,14 @@ class RegularizedEvolutionSampler(BaseSampler):
             index = distribution.to_internal_repr(value)
             others = [c for i, c in enumerate(distribution.choices) if i != index]
             return others[int(rng.randint(len(others)))]
-        trans = _SearchSpaceTransform({"x": distribution})
+        trans = SearchSpaceTransform({"x": distribution})
         low, high = trans.bounds[0]
         x = float(trans.transform({"x": value})[0])
         for _ in range(_MAX_NUMERIC_REDRAWS):
-            if self._numeric_mutation_scale is None:
+            if self._settings.numeric_mutation_scale is None:
                 y = rng.uniform(low, high)
             else:
-                y = x + rng.normal(0.0, self._numeric_mutation_scale * (high - low))
+                y = x + rng.normal(0.0, self._settings.numeric_mutation_scale * (high - low))
             new = trans.untransform(np.array([min(max(y, low), high)]))["x"]
             if new != value:
                 return new
@@ -505,7 +481,7 @@ def _fit(value: Any, distribution: BaseDistribution) -> tuple[Any] | None:
     """``(value,)`` converted to ``distribution``'s external type, or None if it does not fit."""
     try:
         internal = distribution.to_internal_repr(value)
-        if not distribution._contains(internal):
+        if not distribution_contains(distribution, internal):
             return None
         return (distribution.to_external_repr(internal),)
     except (ValueError, TypeError):
@@ -532,7 +508,7 @@ def _fitness(trial: FrozenTrial, signs: Sequence[float]) -> _Fitness | None:
     if values is None or len(values) != len(signs) or not all(map(math.isfinite, values)):
         return None
     penalty = 0.0
-    for v in trial.constraints.values():
+    for v in trial_constraints(trial):
         # Optuna's convention: feasible when <= 0. A NaN constraint counts as infinitely violated.
         penalty += math.inf if math.isnan(v) else max(float(v), 0.0)
     return tuple(s * v for s, v in zip(signs, values)), penalty

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 import secrets
-import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -21,8 +20,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas.samplers._base import DefineByRunSampler
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.samplers._rnn_policy import Cursor
+from optuna_nas.samplers._rnn_policy import PolicySettings
 from optuna_nas.samplers._rnn_policy import SequenceTrie
 from optuna_nas.samplers._rnn_policy import Step
 from optuna_nas.samplers._rnn_policy import derive_seed
@@ -50,7 +51,7 @@ class _InFlight:
     position: int = 0
 
 
-class RNNControllerSampler(BaseSampler):
+class RNNControllerSampler(DefineByRunSampler):
     """NAS with an LSTM controller trained by REINFORCE (Zoph & Le 2017; ENAS, Pham et al. 2018).
 
     Every ``suggest_categorical`` call (and every ``suggest_int`` with at most
@@ -82,33 +83,30 @@ class RNNControllerSampler(BaseSampler):
     and self-imitation learning (Oh et al., ICML 2018). The buffer is rebuilt from the study's
     history like everything else; ``imitation_weight=0`` gives the papers' plain REINFORCE.
 
-    **Duplicates.** On a deterministic objective a repeated architecture wastes a whole
-    training run, and a controller that has learned something repeats its favourites often
-    (about 30% of the first 100 NAS-Bench-201 trials). With ``skip_duplicates`` (default), the
-    first decisions of each trial are drawn from the controller restricted to decision
-    sequences no finished trial has made: ``max_duplicate_retries + 1`` candidates are sampled
-    in one LSTM batch along the prefix tree of finished trials' sequences, and the first one
-    that leaves the tree (so that every completion is new) is followed; the trial then samples
-    the rest freely. This is exact in conditional spaces too. Trials that also have
-    non-controller parameters (floats, wide ints) are not duplicates of one another and are
-    not tracked. If every candidate repeats a finished trial (a converged controller or an
-    exhausted space) the trial is sampled freely. The learning rule is unchanged: rewards are
-    applied to the log-probabilities under the unrestricted policy.
+    **Duplicates.** On a deterministic objective a repeated architecture wastes a whole training
+    run, and a controller that has learned something repeats its favourites often. With
+    ``skip_duplicates`` (default), the first decisions of each trial are drawn from the controller
+    restricted to decision sequences no finished trial has made: ``max_duplicate_retries + 1``
+    candidates are sampled in one LSTM batch along the prefix tree of finished trials' sequences,
+    and the first one that leaves the tree (so that every completion is new) is followed; the trial
+    then samples the rest freely. This is exact in conditional spaces too. Trials that also have
+    non-controller parameters (floats, wide ints) are not duplicates of one another and are not
+    tracked. If every candidate repeats a finished trial (a converged controller or an exhausted
+    space) the trial is sampled freely. The learning rule is unchanged: rewards are applied to the
+    log-probabilities under the unrestricted policy.
 
-    **Order of trials and determinism.** A trial still running when the sampler looks is
-    skipped and applied as soon as it is seen finished, so trials are applied in number order
-    except for those that finish after a later-numbered one was applied (parallel workers);
-    a trial left ``RUNNING`` by a crashed worker never blocks learning. In a sequential study
-    every trial finishes before the next starts, so the controller is a deterministic
-    function of ``seed`` and the study's history, and all sampling randomness is derived from
-    ``(seed, trial number)``: a study interrupted and resumed with a new sampler object (or in
-    another process) suggests exactly what an uninterrupted one would, on the same machine and
-    torch build. The controller always computes on one intra-op thread, so the user's torch
-    thread settings change neither its speed nor its results. A new sampler object replays the
-    whole history once, one update per ``batch_size`` trials (about 1.5 ms per update on one
-    slow core: 10,000 trials in well under a minute). Threads (``n_jobs``) share the controller
-    under a lock; processes sharing a storage each keep their own copy trained on the same
-    trials.
+    **Order of trials and determinism.** A trial still running when the sampler looks is skipped
+    and applied as soon as it is seen finished, so trials are applied in number order except for
+    those that finish after a later-numbered one was applied (parallel workers); a trial left
+    ``RUNNING`` by a crashed worker never blocks learning. In a sequential study every trial
+    finishes before the next starts, so the controller is a deterministic function of ``seed`` and
+    the study's history, and all sampling randomness is derived from ``(seed, trial number)``: a
+    study interrupted and resumed with a new sampler object (or in another process) suggests
+    exactly what an uninterrupted one would, on the same machine and torch build. The controller
+    always computes on one intra-op thread, so the user's torch thread settings change neither its
+    speed nor its results. A new sampler object replays the whole history once, one update per
+    ``batch_size`` trials (timings in ``README.md``). Threads (``n_jobs``) share the controller
+    under a lock; processes sharing a storage each keep their own copy trained on the same trials.
 
     **Other parameters.** Floats, and integers with more than ``max_int_choices`` values, are
     sampled by ``independent_sampler``. By default that is
@@ -125,14 +123,10 @@ class RNNControllerSampler(BaseSampler):
     and ``RNNControllerSampler:baseline``.
 
     **Defaults** were tuned on the NAS-Bench-201 CIFAR-10 table with 100 and 300 evaluations
-    (seeds 0-19 of ``benchmarks/tune_rnn_controller.py``; checked on held-out seeds): a
+    (``benchmarks/tune_rnn_controller.py``; the results are in ``benchmarks/README.md``): a
     learning rate 3 to 30 times the papers' (whose controllers take tens of thousands of
-    steps, not hundreds; 3e-2 and above collapse early), the NAS-Bench-201 baseline decay 0.9,
-    ENAS's temperature 5, a tanh constant of 2 (1.5 explores too long, 2.5 and 3 converge
-    too early), and self-imitation of the top 5 with weight 0.5 (0.1 to 1 all help; it added
-    0.15 to 0.2 point at 100 noiseless evaluations); skipping duplicates added another 0.1
-    point there (94.16 to 94.30 on seeds 0-39, 100 of 100 trials new), after which learning
-    rate, tanh constant and imitation weight were re-checked and left as they were.
+    steps, not hundreds), the NAS-Bench-201 baseline decay 0.9, ENAS's temperature 5, a tanh
+    constant of 2 (ENAS: 2.5), and self-imitation of the top 5 with weight 0.5.
 
     Example:
         .. code-block:: python
@@ -240,38 +234,39 @@ class RNNControllerSampler(BaseSampler):
             )
 
         self._seed = int(seed) if seed is not None else secrets.randbits(32)
-        self._hidden_size = hidden_size
-        self._num_layers = num_layers
-        self._learning_rate = float(learning_rate)
-        self._batch_size = batch_size
-        self._baseline_decay = float(baseline_decay)
-        self._entropy_weight = float(entropy_weight)
-        self._temperature = float(temperature)
-        self._tanh_constant = None if tanh_constant is None else float(tanh_constant)
-        self._imitation_top_k = imitation_top_k
-        self._imitation_weight = float(imitation_weight)
+        self._policy_settings = PolicySettings(
+            seed=self._seed,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            learning_rate=float(learning_rate),
+            temperature=float(temperature),
+            tanh_constant=None if tanh_constant is None else float(tanh_constant),
+            entropy_weight=float(entropy_weight),
+            baseline_decay=float(baseline_decay),
+            batch_size=batch_size,
+            imitation_top_k=imitation_top_k,
+            imitation_weight=float(imitation_weight),
+        )
         self._skip_duplicates = skip_duplicates
         self._max_duplicate_retries = max_duplicate_retries
         self._reward_fn = reward_fn
         self._independent_sampler = independent_sampler
         self._max_int_choices = max_int_choices
-        self._lock = threading.RLock()
-        self._reset()
+        self._init_transient()
 
-    def _reset(self) -> None:
-        self._policy = ControllerPolicy(
-            seed=self._seed,
-            hidden_size=self._hidden_size,
-            num_layers=self._num_layers,
-            learning_rate=self._learning_rate,
-            temperature=self._temperature,
-            tanh_constant=self._tanh_constant,
-            entropy_weight=self._entropy_weight,
-            baseline_decay=self._baseline_decay,
-            batch_size=self._batch_size,
-            imitation_top_k=self._imitation_top_k,
-            imitation_weight=self._imitation_weight,
-        )
+    # The controller is rebuilt from the study on first use, like after a restart.
+    _TRANSIENT = (
+        "_policy",
+        "_study_key",
+        "_next_number",
+        "_applied",
+        "_in_flight",
+        "_seen",
+        "_seen_depth",
+    )
+
+    def _reset_transient(self) -> None:
+        self._policy = ControllerPolicy(self._policy_settings)
         self._study_key: tuple[int, int] | None = None
         # Trials with number < _next_number are applied; _applied holds later applied numbers.
         self._next_number = 0
@@ -282,61 +277,16 @@ class RNNControllerSampler(BaseSampler):
         self._seen = SequenceTrie()
         self._seen_depth = 0
 
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self) -> dict[str, Any]:
-        # The controller is rebuilt from the study on first use, like after a restart.
-        state = {
-            k: v
-            for k, v in self.__dict__.items()
-            if k.startswith("_")
-            and k
-            not in (
-                "_lock",
-                "_policy",
-                "_study_key",
-                "_next_number",
-                "_applied",
-                "_in_flight",
-                "_seen",
-                "_seen_depth",
-            )
-        }
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
-        self._reset()
-
     # ------------------------------------------------------------------ BaseSampler API
     def reseed_rng(self) -> None:
         # Controller samples come from (seed, trial number), which threads never share.
         if self._independent_sampler is not None:
             self._independent_sampler.reseed_rng()
 
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        self._check_objectives(study)
-        return {}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        self._check_objectives(study)
-        return {}
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        self._check_objectives(study)
-        encoded = self._encode(param_name, param_distribution)
+    def _sample(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any:
+        encoded = self._encode(name, dist)
         if encoded is None:
-            return self._sample_fallback(study, trial, param_name, param_distribution)
+            return self._fallback_sampler(trial, name).sample_independent(study, trial, name, dist)
         key, size = encoded
         new_trial = False
         baseline: float | None = None
@@ -354,15 +304,15 @@ class RNNControllerSampler(BaseSampler):
                 baseline = self._policy.baseline
             # Teacher-force decisions made without the controller (fixed by enqueue_trial),
             # so the LSTM sees exactly the sequence that a replay of this trial will see.
-            for name, distribution in trial.distributions.items():
-                if name in in_flight.fed:
+            for fixed, distribution in trial.distributions.items():
+                if fixed in in_flight.fed:
                     continue
-                forced = self._encode(name, distribution)
+                forced = self._encode(fixed, distribution)
                 if forced is not None:
                     self._policy.probabilities(in_flight.cursor, *forced)
-                    index = _to_index(distribution, trial.params[name])
+                    index = _to_index(distribution, trial.params[fixed])
                     self._policy.commit(in_flight.cursor, forced[0], index)
-                    in_flight.fed.add(name)
+                    in_flight.fed.add(fixed)
                     _follow_plan(in_flight, forced[0], index)
             probs = self._policy.probabilities(in_flight.cursor, key, size)
             plan = in_flight.plan
@@ -377,7 +327,7 @@ class RNNControllerSampler(BaseSampler):
                 u = in_flight.rng.random() * cumulative[-1]
                 index = min(int(np.searchsorted(cumulative, u, side="right")), size - 1)
             self._policy.commit(in_flight.cursor, key, index)
-            in_flight.fed.add(param_name)
+            in_flight.fed.add(name)
             _follow_plan(in_flight, key, index)
             log_prob = in_flight.cursor.log_prob
 
@@ -387,23 +337,10 @@ class RNNControllerSampler(BaseSampler):
             storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "baseline", baseline)
         storage.set_trial_system_attr(trial._trial_id, _SYSTEM_PREFIX + "log_prob", log_prob)
         storage.set_trial_user_attr(trial._trial_id, _USER_PREFIX + "log_prob", log_prob)
-        return _from_index(param_distribution, index)
+        return _from_index(dist, index)
 
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        if self._independent_sampler is not None:
-            self._independent_sampler.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        with self._lock:
-            self._in_flight.pop(trial._trial_id, None)
-        if self._independent_sampler is not None:
-            self._independent_sampler.after_trial(study, trial, state, values)
+    def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._in_flight.pop(trial._trial_id, None)
 
     # ------------------------------------------------------------------ rewards
     @staticmethod
@@ -453,7 +390,7 @@ class RNNControllerSampler(BaseSampler):
 
         return reward
 
-    def _check_objectives(self, study: Study) -> None:
+    def _check_study(self, study: Study) -> None:
         if len(study.directions) > 1 and self._reward_fn is None:
             raise ValueError(
                 "RNNControllerSampler needs a scalar reward: pass reward_fn= (for example "
@@ -500,7 +437,7 @@ class RNNControllerSampler(BaseSampler):
         key = (id(study._storage), study._study_id)
         if self._study_key != key:
             if self._study_key is not None:
-                self._reset()
+                self._reset_transient()
             self._study_key = key
 
     def _catch_up(self, study: Study) -> None:
@@ -554,17 +491,11 @@ class RNNControllerSampler(BaseSampler):
         uniforms = rng.random((self._max_duplicate_retries + 1, self._seen_depth))
         return self._policy.draw_unseen(self._seen, uniforms)
 
-    def _sample_fallback(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        sampler = self._independent_sampler
-        if sampler is None:
-            sampler = RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
-        return sampler.sample_independent(study, trial, param_name, param_distribution)
+    def _fallback_sampler(self, trial: FrozenTrial, param_name: str) -> BaseSampler:
+        """The sampler of a float or wide int: ``independent_sampler``, or a seeded random one."""
+        if self._independent_sampler is not None:
+            return self._independent_sampler
+        return RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
 
 
 def _follow_plan(in_flight: _InFlight, key: str, index: int) -> None:

@@ -41,10 +41,10 @@ def derive_seed(*parts: object) -> int:
 def single_threaded() -> Iterator[None]:
     """Run torch ops on one intra-op thread for the duration of the block.
 
-    The controller's tensors are tiny: thread-pool hand-offs cost far more than the math
-    (over 100x slower on a busy machine), and the number of threads changes float summation
-    order, hence reproducibility. With OpenMP, torch's thread count is per calling thread, so
-    other threads running torch at the same time are not affected.
+    The controller's tensors are tiny: thread-pool hand-offs cost far more than the math, and the
+    number of threads changes float summation order, hence reproducibility. With OpenMP, torch's
+    thread count is per calling thread, so other threads running torch at the same time are not
+    affected.
     """
     previous = torch.get_num_threads()
     if previous == 1:
@@ -88,6 +88,27 @@ class SequenceTrie:
             node = child
 
 
+@dataclass(frozen=True)
+class PolicySettings:
+    """The hyperparameters of a :class:`ControllerPolicy`.
+
+    Their meaning and the papers' values are documented in
+    :class:`~optuna_nas.samplers.RNNControllerSampler`, which takes them as arguments.
+    """
+
+    seed: int
+    hidden_size: int
+    num_layers: int
+    learning_rate: float
+    temperature: float
+    tanh_constant: float | None
+    entropy_weight: float
+    baseline_decay: float
+    batch_size: int
+    imitation_top_k: int = 0
+    imitation_weight: float = 0.0
+
+
 @dataclass
 class Cursor:
     """The LSTM state of one in-flight trial (the decisions made so far)."""
@@ -99,17 +120,6 @@ class Cursor:
     _pending: tuple[str, tuple[torch.Tensor, torch.Tensor], np.ndarray] | None = field(
         default=None, repr=False
     )
-
-
-class _CPUAdam(torch.optim.Adam):
-    """Adam for tensors that never leave the CPU.
-
-    The base class probes for a CUDA graph capture on every step, which on a CUDA build of
-    torch without a GPU loads NVML each time (~0.3 ms, a third of a whole update here).
-    """
-
-    def _accelerator_graph_capture_health_check(self) -> None:
-        return
 
 
 class _Head:
@@ -140,39 +150,16 @@ class ControllerPolicy:
     (when ``imitation_top_k > 0``) a likelihood term on the best rewarded sequences so far.
     """
 
-    # How advantages are scaled: "std" (moving standard deviation), "mad" (moving mean absolute
-    # deviation) or "raw" (none). A class attribute so that the tuning script can compare them.
-    _scale_mode = "std"
+    def __init__(self, settings: PolicySettings) -> None:
+        self._settings = settings
+        # Self-imitation is off when either its buffer size or its weight is zero.
+        self._imitation_top_k = settings.imitation_top_k if settings.imitation_weight > 0.0 else 0
 
-    def __init__(
-        self,
-        *,
-        seed: int,
-        hidden_size: int,
-        num_layers: int,
-        learning_rate: float,
-        temperature: float,
-        tanh_constant: float | None,
-        entropy_weight: float,
-        baseline_decay: float,
-        batch_size: int,
-        imitation_top_k: int = 0,
-        imitation_weight: float = 0.0,
-    ) -> None:
-        self._seed = seed
-        self._hidden_size = hidden_size
-        self._temperature = temperature
-        self._tanh_constant = tanh_constant
-        self._entropy_weight = entropy_weight
-        self._baseline_decay = baseline_decay
-        self._batch_size = batch_size
-        self._imitation_top_k = imitation_top_k if imitation_weight > 0.0 else 0
-        self._imitation_weight = imitation_weight
-
-        generator = torch.Generator().manual_seed(derive_seed(seed, "lstm"))
+        hidden_size = settings.hidden_size
+        generator = torch.Generator().manual_seed(derive_seed(settings.seed, "lstm"))
         # nn.LSTM's own init draws from the global generator: keep the user's stream intact.
         with torch.random.fork_rng(devices=[]):
-            self._lstm = nn.LSTM(hidden_size, hidden_size, num_layers, batch_first=True)
+            self._lstm = nn.LSTM(hidden_size, hidden_size, settings.num_layers, batch_first=True)
         with torch.no_grad():
             for param in self._lstm.parameters():
                 param.uniform_(-_INIT_RANGE, _INIT_RANGE, generator=generator)
@@ -180,9 +167,10 @@ class ControllerPolicy:
         self._start = nn.Parameter(start)
         self._shared: list[nn.Parameter] = [*self._lstm.parameters(), self._start]
         self._heads: dict[str, _Head] = {}
-        # fused Adam: one kernel per parameter group instead of ~10 ops per tensor; all heads
-        # share the second group (appended to it) so the cost does not grow with their number.
-        self._optimizer = _CPUAdam(self._shared, lr=learning_rate, fused=True)
+        # fused Adam (on CPU since torch 2.4): one kernel per parameter group instead of ~10 ops
+        # per tensor; all heads share the second group (appended to it) so the cost does not
+        # grow with their number. The updates, hence the suggestions, depend on this choice.
+        self._optimizer = torch.optim.Adam(self._shared, lr=settings.learning_rate, fused=True)
 
         self.baseline: float | None = None
         self._variance = 0.0
@@ -198,8 +186,8 @@ class ControllerPolicy:
     def _head(self, key: str, size: int) -> _Head:
         head = self._heads.get(key)
         if head is None:
-            generator = torch.Generator().manual_seed(derive_seed(self._seed, "head", key))
-            head = _Head(size, self._hidden_size, generator)
+            seed = derive_seed(self._settings.seed, "head", key)
+            head = _Head(size, self._settings.hidden_size, torch.Generator().manual_seed(seed))
             self._heads[key] = head
             if len(self._optimizer.param_groups) == 1:
                 self._optimizer.add_param_group({"params": head.parameters()})
@@ -211,9 +199,10 @@ class ControllerPolicy:
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
         # ENAS order: divide by the temperature, then squash with tanh_constant * tanh.
-        logits = logits / self._temperature
-        if self._tanh_constant is not None:
-            logits = self._tanh_constant * torch.tanh(logits)
+        logits = logits / self._settings.temperature
+        tanh_constant = self._settings.tanh_constant
+        if tanh_constant is not None:
+            logits = tanh_constant * torch.tanh(logits)
         return logits
 
     # ------------------------------------------------------------------ sampling
@@ -360,24 +349,16 @@ class ControllerPolicy:
             self.baseline = reward
             return 0.0
         delta = reward - self.baseline
-        decay = self._baseline_decay
-        if self._scale_mode == "raw":
-            advantage = delta
-        elif self._scale_mode == "mad":
-            scale = self._variance if self._variance > 0.0 else abs(delta)
-            advantage = delta / scale if scale > 0.0 else 0.0
-            self._variance = decay * self._variance + (1.0 - decay) * abs(delta)
-        else:
-            scale = math.sqrt(self._variance) if self._variance > 0.0 else abs(delta)
-            advantage = delta / scale if scale > 0.0 else 0.0
-            self._variance = decay * (self._variance + (1.0 - decay) * delta * delta)
+        decay = self._settings.baseline_decay
+        # Scaled by the moving standard deviation (exponentially weighted, same decay).
+        scale = math.sqrt(self._variance) if self._variance > 0.0 else abs(delta)
+        advantage = delta / scale if scale > 0.0 else 0.0
+        self._variance = decay * (self._variance + (1.0 - decay) * delta * delta)
         self.baseline += (1.0 - decay) * delta
         if not (math.isfinite(self.baseline) and math.isfinite(self._variance)):
             # An absurd reward overflowed the statistics: restart them from this reward.
             self.baseline, self._variance = reward, 0.0
             return 0.0
-        if self._scale_mode == "raw":
-            return advantage
         return max(-_MAX_ADVANTAGE, min(_MAX_ADVANTAGE, advantage))
 
     def apply(self, steps: Sequence[Step], reward: float) -> None:
@@ -390,7 +371,7 @@ class ControllerPolicy:
         if self._imitation_top_k:
             bisect.insort(self._elite, (-reward, self.num_rewards, list(steps)))
             del self._elite[self._imitation_top_k :]
-        if len(self._pending) >= self._batch_size:
+        if len(self._pending) >= self._settings.batch_size:
             self._update()
 
     def _update(self) -> None:
@@ -405,10 +386,10 @@ class ControllerPolicy:
         sequences += [steps for _, _, steps in self._elite]
         log_prob, entropy = self.log_probs(sequences)
         loss = -(
-            advantages * log_prob[:n_sampled] + self._entropy_weight * entropy[:n_sampled]
+            advantages * log_prob[:n_sampled] + self._settings.entropy_weight * entropy[:n_sampled]
         ).mean()
         if len(sequences) > n_sampled:
-            loss = loss - self._imitation_weight * log_prob[n_sampled:].mean()
+            loss = loss - self._settings.imitation_weight * log_prob[n_sampled:].mean()
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # A fixed order (shared weights, then heads in order of use) keeps the norm's float

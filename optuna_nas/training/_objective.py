@@ -36,7 +36,7 @@ from optuna_nas.visualization import upload_cell_diagram
 
 
 if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
+    from optuna_nas._optuna_compat import ArtifactStore
 
 
 Direction = Literal["minimize", "maximize"]

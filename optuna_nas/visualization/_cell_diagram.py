@@ -18,8 +18,8 @@ from optuna_nas.search_spaces._registry import search_space_for
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.artifacts._protocol import ArtifactStore
 
+    from optuna_nas._optuna_compat import ArtifactStore
     from optuna_nas.search_spaces._base import SearchSpace
 
 

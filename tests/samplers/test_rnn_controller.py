@@ -554,9 +554,10 @@ def test_skip_duplicates_resumed_equals_uninterrupted(tmp_path: Any) -> None:
 
 def test_draw_unseen_is_the_policy_restricted_to_new_sequences() -> None:
     from optuna_nas.samplers._rnn_policy import ControllerPolicy
+    from optuna_nas.samplers._rnn_policy import PolicySettings
     from optuna_nas.samplers._rnn_policy import SequenceTrie
 
-    policy = ControllerPolicy(
+    settings = PolicySettings(
         seed=0,
         hidden_size=8,
         num_layers=1,
@@ -567,6 +568,7 @@ def test_draw_unseen_is_the_policy_restricted_to_new_sequences() -> None:
         baseline_decay=0.9,
         batch_size=1,
     )
+    policy = ControllerPolicy(settings)
     decisions = [("a", 2), ("b", 2)]
     seen = SequenceTrie()
     seen.add([Step("a", 2, 0), Step("b", 2, 0)])
