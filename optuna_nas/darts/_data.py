@@ -171,9 +171,9 @@ class DartsDataModule(pl.LightningDataModule):
             raise ValueError(f"augment must be a bool or a batch transform, got {augment!r}.")
         self.data = data
         self.val_data = val_data
-        self.batch_size = batch_size
-        self.train_portion = train_portion
-        self.seed = seed
+        self.batch_size = int(batch_size)
+        self.train_portion = float(train_portion)
+        self.seed = int(seed)
         self.augment = augment
         self.mean: tuple[float, ...] | None = None if mean is None else tuple(map(float, mean))
         self.std: tuple[float, ...] | None = None if std is None else tuple(map(float, std))

@@ -321,18 +321,18 @@ class NB201Supernet(Supernet, NB201Skeleton):
             from optuna_nas.darts import NB201Supernet
 
             net = NB201Supernet(num_classes=10, channels=4, cells_per_stage=1)
-            logits = net(torch.randn(2, 3, 16, 16))
-            cell = net.derive()
+            assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+            print(net.derive())  # the cell of the largest architecture weights
     """
 
     def __init__(
         self,
         *,
         num_classes: int,
+        operations: Sequence[str] = NB201_OPERATIONS,
         in_channels: int = 3,
         channels: int = 16,
         cells_per_stage: int = 5,
-        operations: Sequence[str] = NB201_OPERATIONS,
         fused: bool = True,
         aux_skip: bool = False,
         alpha_init_std: float = 1e-3,
