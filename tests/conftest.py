@@ -1,4 +1,4 @@
-"""Test-session defaults: the benchmark data of a source checkout, the benchmark scripts.
+"""Test-session defaults: the benchmark data of a source checkout.
 
 The library finds its data through ``$OPTUNA_NAS_DATA`` only. In a checkout the data sits
 beside the repository (``<repo>/../shared/data``): when the variable is unset and that folder
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-import sys
 
 import pytest
 
@@ -25,10 +24,6 @@ CHECKOUT_DATA_DIR = REPO.parent / "shared" / "data"
 if not os.environ.get(DATA_ENV_VAR) and CHECKOUT_DATA_DIR.is_dir():
     os.environ[DATA_ENV_VAR] = str(CHECKOUT_DATA_DIR)
 
-# The benchmark scripts import their shared helpers (benchmarks/_common.py, ...) by name, as
-# they do when run as `python benchmarks/<script>.py`.
-if str(REPO / "benchmarks") not in sys.path:
-    sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 @pytest.fixture

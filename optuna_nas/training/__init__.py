@@ -10,7 +10,6 @@ from optuna_nas.training._measure import count_flops
 from optuna_nas.training._measure import count_parameters
 from optuna_nas.training._measure import measure_latency
 from optuna_nas.training._module import ChildModule
-from optuna_nas.training._module import NonFiniteLossError
 from optuna_nas.training._module import split_logits
 from optuna_nas.training._objective import NASObjective
 from optuna_nas.training._objective import known_direction
@@ -25,7 +24,6 @@ __all__ = [
     "LearningCurveCallback",
     "NASObjective",
     "NonFiniteError",
-    "NonFiniteLossError",
     "RandomCropFlip",
     "count_flops",
     "count_parameters",

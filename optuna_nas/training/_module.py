@@ -17,10 +17,6 @@ _OPTIMIZERS = ("sgd", "adamw")
 _SCHEDULERS = ("cosine", "none")
 
 
-#: The former name of :class:`~optuna_nas.trial_outcome.NonFiniteError` (the same class).
-NonFiniteLossError = NonFiniteError
-
-
 def split_logits(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Split a network output into ``(logits, auxiliary_logits or None)``.
 
