@@ -229,7 +229,6 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-
 def report(
     results: Sequence[Result],
     out: Path,

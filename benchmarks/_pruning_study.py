@@ -186,8 +186,6 @@ def predictability(
     return tuple(rank_corr), tuple(shares)
 
 
-
-
 def execute(tasks: Sequence[Task], jobs: int) -> list[Result]:
     if jobs <= 1:
         return [run_study(t) for t in tasks]

@@ -37,8 +37,10 @@ from optuna_nas.training import ChildModule
 from optuna_nas.training import DeviceTensorLoader
 
 
+# One string, split before the cell's third node (line length).
 NB201_CELL = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+"
+    "|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 )
 
 

@@ -97,9 +97,7 @@ class _NaiveMixedOp(nn.Module):
 
 
 class _NaiveCell(nn.Module):
-    def __init__(
-        self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool
-    ) -> None:
+    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> None:
         super().__init__()
         self.reduction = reduction
         self.preprocess0: nn.Module = (
@@ -130,8 +128,9 @@ class NaiveNetwork(nn.Module):
     def __init__(self, *, channels: int, layers: int, num_classes: int = 10) -> None:
         super().__init__()
         c_stem = 3 * channels
-        self.stem = nn.Sequential(nn.Conv2d(3, c_stem, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c_stem))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+        )
         c_pp, c_p, c = c_stem, c_stem, channels
         reduction_prev = False
         self.cells = nn.ModuleList()
@@ -167,16 +166,25 @@ class NaiveNetwork(nn.Module):
 class NaiveArchitect:
     """The original DARTS ``Architect``: full backward, unrolled model copy, add/sub restores."""
 
-    def __init__(self, model: NaiveNetwork, w_opt: torch.optim.SGD, a_opt: torch.optim.Adam,
-                 *, second_order: bool, momentum: float = 0.9, wd: float = 3e-4) -> None:
+    def __init__(
+        self,
+        model: NaiveNetwork,
+        w_opt: torch.optim.SGD,
+        a_opt: torch.optim.Adam,
+        *,
+        second_order: bool,
+        momentum: float = 0.9,
+        wd: float = 3e-4,
+    ) -> None:
         self.model, self.w_opt, self.a_opt = model, w_opt, a_opt
         self.second_order, self.momentum, self.wd = second_order, momentum, wd
 
     def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(x), y)
 
-    def step(self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
-             lr: float) -> None:
+    def step(
+        self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, lr: float
+    ) -> None:
         self.a_opt.zero_grad()
         if not self.second_order:
             self._loss(self.model, xv, yv).backward()
@@ -184,15 +192,17 @@ class NaiveArchitect:
             self._unrolled(xt, yt, xv, yv, lr)
         self.a_opt.step()
 
-    def _unrolled(self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
-                  eta: float) -> None:
+    def _unrolled(
+        self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, eta: float
+    ) -> None:
         params = list(self.model.parameters())
         loss = self._loss(self.model, xt, yt)
         theta = torch.cat([p.detach().flatten() for p in params])
         try:
-            moment = torch.cat(
-                [self.w_opt.state[p]["momentum_buffer"].flatten() for p in params]
-            ) * self.momentum
+            moment = (
+                torch.cat([self.w_opt.state[p]["momentum_buffer"].flatten() for p in params])
+                * self.momentum
+            )
         except KeyError:
             moment = torch.zeros_like(theta)
         dtheta = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
@@ -207,21 +217,32 @@ class NaiveArchitect:
         for a, b in zip(unrolled.arch_parameters(), self.model.arch_parameters()):
             a.data.copy_(b.data)
         self._loss(unrolled, xv, yv).backward()
-        dalpha = [a.grad if a.grad is not None else torch.zeros_like(a)
-                  for a in unrolled.arch_parameters()]
-        vector = [p.grad if p.grad is not None else torch.zeros_like(p)
-                  for p in unrolled.parameters()]
+        dalpha = [
+            a.grad if a.grad is not None else torch.zeros_like(a)
+            for a in unrolled.arch_parameters()
+        ]
+        vector = [
+            p.grad if p.grad is not None else torch.zeros_like(p) for p in unrolled.parameters()
+        ]
         r = 1e-2 / torch.cat([v.flatten() for v in vector]).norm()
         with torch.no_grad():
             for p, v in zip(params, vector):
                 p.add_(v, alpha=float(r))
-        grads_p = torch.autograd.grad(self._loss(self.model, xt, yt), self.model.arch_parameters(),
-                                      allow_unused=True, materialize_grads=True)
+        grads_p = torch.autograd.grad(
+            self._loss(self.model, xt, yt),
+            self.model.arch_parameters(),
+            allow_unused=True,
+            materialize_grads=True,
+        )
         with torch.no_grad():
             for p, v in zip(params, vector):
                 p.sub_(v, alpha=2 * float(r))
-        grads_n = torch.autograd.grad(self._loss(self.model, xt, yt), self.model.arch_parameters(),
-                                      allow_unused=True, materialize_grads=True)
+        grads_n = torch.autograd.grad(
+            self._loss(self.model, xt, yt),
+            self.model.arch_parameters(),
+            allow_unused=True,
+            materialize_grads=True,
+        )
         with torch.no_grad():
             for p, v in zip(params, vector):
                 p.add_(v, alpha=float(r))
@@ -263,8 +284,11 @@ def _make_step(
     compile_mode: str | None,
     layers: int,
     channels: int,
-) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None],
-           Callable[[], Any]]:
+) -> tuple[
+    nn.Module,
+    Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None],
+    Callable[[], Any],
+]:
     torch.manual_seed(0)
     second = order == "second"
     lr = 0.025
@@ -279,8 +303,11 @@ def _make_step(
         arch = net.arch_parameters()  # type: ignore[operator]
         w_opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=3e-4)
         a_opt = torch.optim.Adam(arch, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-        architect = Architect(supernet=net, weight_optimizer=w_opt,  # type: ignore[arg-type]
-                              second_order=second)
+        architect = Architect(
+            supernet=net,
+            weight_optimizer=w_opt,  # type: ignore[arg-type]
+            second_order=second,
+        )
 
         def autocast() -> Any:
             if bf16:
@@ -308,8 +335,9 @@ def _make_step(
     naive = NaiveNetwork(channels=channels, layers=layers).to(device)
     params = list(naive.parameters())
     w_opt_n = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=3e-4)
-    a_opt_n = torch.optim.Adam(naive.arch_parameters(), lr=3e-4, betas=(0.5, 0.999),
-                               weight_decay=1e-3)
+    a_opt_n = torch.optim.Adam(
+        naive.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3
+    )
     architect_n = NaiveArchitect(naive, w_opt_n, a_opt_n, second_order=second)
 
     def step_naive(xw: torch.Tensor, yw: torch.Tensor, xa: torch.Tensor, ya: torch.Tensor) -> None:
@@ -339,8 +367,10 @@ def bench_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
     n = 25_000 if not quick else bs * (steps + warmup)
     gen = torch.Generator().manual_seed(0)
     halves = [
-        (torch.randn(n, 3, 32, 32, generator=gen).to(device),
-         torch.randint(0, 10, (n,), generator=gen).to(device))
+        (
+            torch.randn(n, 3, 32, 32, generator=gen).to(device),
+            torch.randint(0, 10, (n,), generator=gen).to(device),
+        )
         for _ in range(2)
     ]
 
@@ -350,10 +380,12 @@ def bench_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     impls = ["ours", "naive"] if baseline else ["ours"]
     rows: list[dict[str, Any]] = []
-    print(f"device={device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), "
-          f"threads={torch.get_num_threads()}, layers={args.layers}, C={args.channels}, "
-          f"batch={bs}, timed steps={steps} after {warmup} warm-up"
-          + ("" if not quick else f", seconds/epoch EXTRAPOLATED as {spe} x s/step"))
+    print(
+        f"device={device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), "
+        f"threads={torch.get_num_threads()}, layers={args.layers}, C={args.channels}, "
+        f"batch={bs}, timed steps={steps} after {warmup} warm-up"
+        + ("" if not quick else f", seconds/epoch EXTRAPOLATED as {spe} x s/step")
+    )
     for order in args.orders:
         # On CPU both implementations are alive at once and their timed steps alternate, so
         # the shared machine's load hits both alike; on CUDA they run one after the other so
@@ -362,10 +394,14 @@ def bench_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
         for group in groups:
             built = {
                 impl: _make_step(
-                    impl, order, device, bf16=bf16 and impl == "ours",
+                    impl,
+                    order,
+                    device,
+                    bf16=bf16 and impl == "ours",
                     channels_last=channels_last and impl == "ours",
                     compile_mode=compile_mode if impl == "ours" else None,
-                    layers=args.layers, channels=args.channels,
+                    layers=args.layers,
+                    channels=args.channels,
                 )
                 for impl in group
             }
@@ -395,23 +431,30 @@ def bench_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
                     act = math.nan
                 per_step = statistics.median(wall[impl])
                 row = {
-                    "order": order, "impl": impl, "s_per_step": per_step,
+                    "order": order,
+                    "impl": impl,
+                    "s_per_step": per_step,
                     "cpu_s_per_step": statistics.median(cpu[impl]),
                     "s_per_epoch": per_step * spe if quick else sum(wall[impl]) * spe / steps,
-                    "steps_per_epoch": spe, "batch_size": bs,
-                    "epoch_extrapolated": quick, "activation_mib": act,
-                    "peak_mib": (torch.cuda.max_memory_allocated(device) / 2**20
-                                 if cuda else None),
+                    "steps_per_epoch": spe,
+                    "batch_size": bs,
+                    "epoch_extrapolated": quick,
+                    "activation_mib": act,
+                    "peak_mib": (
+                        torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+                    ),
                     "bf16": bf16 and impl == "ours",
                     "channels_last": channels_last and impl == "ours",
                     "compile": compile_mode if impl == "ours" else None,
                 }
                 rows.append(row)
                 peak = f"{row['peak_mib']:.0f}" if row["peak_mib"] is not None else "-"
-                print(f"  {order:6s} {impl:5s}  {per_step:7.3f} s/step (cpu "
-                      f"{row['cpu_s_per_step']:6.3f})  {row['s_per_epoch']:8.1f} s/epoch"
-                      f"{'*' if quick else ''}  activations {act:7.1f} MiB  peak {peak} MiB",
-                      flush=True)
+                print(
+                    f"  {order:6s} {impl:5s}  {per_step:7.3f} s/step (cpu "
+                    f"{row['cpu_s_per_step']:6.3f})  {row['s_per_epoch']:8.1f} s/epoch"
+                    f"{'*' if quick else ''}  activations {act:7.1f} MiB  peak {peak} MiB",
+                    flush=True,
+                )
             del built
             if cuda:
                 torch.cuda.empty_cache()
@@ -422,14 +465,18 @@ def bench_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
             time_ratio = ours["s_per_step"] / naive["s_per_step"]
             cpu_ratio = ours["cpu_s_per_step"] / naive["cpu_s_per_step"]
             memory_ratio = ours["activation_mib"] / naive["activation_mib"]
-            print(f"  {order} order: ours/naive wall time {time_ratio:.2f}, cpu time "
-                  f"{cpu_ratio:.2f}, activation memory {memory_ratio:.2f}")
+            print(
+                f"  {order} order: ours/naive wall time {time_ratio:.2f}, cpu time "
+                f"{cpu_ratio:.2f}, activation memory {memory_ratio:.2f}"
+            )
     if cuda:
         for r in rows:
             if r["impl"] == "ours":
                 ref = REFERENCE_H100[r["order"]]
-                print(f"  {r['order']} order vs original code on H100 ({ref} s/step): "
-                      f"{ref / r['s_per_step']:.1f}x faster (target 5x)")
+                print(
+                    f"  {r['order']} order vs original code on H100 ({ref} s/step): "
+                    f"{ref / r['s_per_step']:.1f}x faster (target 5x)"
+                )
     if quick:
         print("  * extrapolated from the timed steps")
     return rows
@@ -456,8 +503,9 @@ def _datamodule(args: argparse.Namespace) -> Any:
 
     if args.dataset == "digits":  # scikit-learn's 1,797 real 8x8 digits
         return EmbeddedDataModule(dataset="digits", batch_size=64, seed=args.seed)
-    return EmbeddedDataModule(dataset="mnist", subset=args.subset, image_size=16, batch_size=64,
-                              seed=args.seed)
+    return EmbeddedDataModule(
+        dataset="mnist", subset=args.subset, image_size=16, batch_size=64, seed=args.seed
+    )
 
 
 def _retrain(study: Any, space: Any, args: argparse.Namespace, n_trials: int) -> None:
@@ -465,8 +513,13 @@ def _retrain(study: Any, space: Any, args: argparse.Namespace, n_trials: int) ->
 
     build = _tiny_setting(space.name, args)
     objective = NASObjective(
-        space, _datamodule(args), max_epochs=args.train_epochs, build_kwargs=build,
-        trainer_kwargs={"accelerator": "cpu"}, measure_latency=False, seed=args.seed,
+        space,
+        _datamodule(args),
+        max_epochs=args.train_epochs,
+        build_kwargs=build,
+        trainer_kwargs={"accelerator": "cpu"},
+        measure_latency=False,
+        seed=args.seed,
         prune=False,
     )
     study.optimize(objective, n_trials=n_trials)
@@ -485,8 +538,12 @@ def _search(space: Any, args: argparse.Namespace, **kwargs: Any) -> tuple[Any, A
         data=_datamodule(args), batch_size=args.search_batch_size, seed=args.seed, augment=False
     )
     search = DartsSearch(
-        space, data, max_epochs=args.search_epochs,
-        supernet_kwargs=supernet, trainer_kwargs={"accelerator": "cpu"}, seed=args.seed,
+        space,
+        data,
+        max_epochs=args.search_epochs,
+        supernet_kwargs=supernet,
+        trainer_kwargs={"accelerator": "cpu"},
+        seed=args.seed,
         module_kwargs={"arch_lr": args.arch_lr},
         **kwargs,
     )
@@ -521,9 +578,11 @@ def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  random cell    val acc {t.value:.4f}  ({t.user_attrs.get('arch')})")
     if random_accs:
         better = sum(derived.value > a for a in random_accs)
-        print(f"derived {derived.value:.4f} vs random mean {statistics.mean(random_accs):.4f}, "
-              f"max {max(random_accs):.4f}; derived beats {better}/{len(random_accs)} random "
-              "cells")
+        print(
+            f"derived {derived.value:.4f} vs random mean {statistics.mean(random_accs):.4f}, "
+            f"max {max(random_accs):.4f}; derived beats {better}/{len(random_accs)} random "
+            "cells"
+        )
     return {"derived": derived.value, "arch": search.result.arch_string, "random": random_accs}
 
 
@@ -547,8 +606,11 @@ def bench_collapse(args: argparse.Namespace) -> dict[str, Any]:
         acc = study.trials[1].value
         out[name] = {"skips_per_epoch": skips, "arch": result.arch_string, "retrained": acc}
         print(f"{name}: skip connections per epoch {skips}")
-        print(f"    final cell {result.arch_string} ({count_skip_connections(result.arch)} skips)"
-              f", supernet acc {result.val_acc:.4f}, re-trained acc {acc:.4f}", flush=True)
+        print(
+            f"    final cell {result.arch_string} ({count_skip_connections(result.arch)} skips)"
+            f", supernet acc {result.val_acc:.4f}, re-trained acc {acc:.4f}",
+            flush=True,
+        )
     return out
 
 
@@ -558,32 +620,43 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="derived vs random cells")
     parser.add_argument("--collapse", action="store_true", help="skip counts with/without remedy")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
-    parser.add_argument("--orders", nargs="+", default=["first", "second"],
-                        choices=["first", "second"])
+    parser.add_argument(
+        "--orders", nargs="+", default=["first", "second"], choices=["first", "second"]
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 3 / 391)")
     parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="default 64 (the paper's) on CUDA, 16 on CPU")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default 64 (the paper's) on CUDA, 16 on CPU"
+    )
     parser.add_argument("--layers", type=int, default=PAPER["layers"])
     parser.add_argument("--channels", type=int, default=PAPER["channels"])
     parser.add_argument("--baseline", action="store_true", help="also time the naive version")
     parser.add_argument("--compile", action="store_true", help="torch.compile our supernet")
-    parser.add_argument("--compile-mode", default="default",
-                        help="torch.compile mode: default, reduce-overhead, max-autotune, ...")
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        help="torch.compile mode: default, reduce-overhead, max-autotune, ...",
+    )
     parser.add_argument("--no-bf16", action="store_true")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--space", default="nasbench201", choices=["nasbench201", "darts"])
-    parser.add_argument("--dataset", default=None, choices=["mnist", "digits"],
-                        help="quality: mnist (16x16) by default; collapse: digits (8x8)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        choices=["mnist", "digits"],
+        help="quality: mnist (16x16) by default; collapse: digits (8x8)",
+    )
     parser.add_argument("--subset", type=int, default=2000, help="MNIST images used")
     parser.add_argument("--search-batch-size", type=int, default=16)
     parser.add_argument("--tiny-channels", type=int, default=8)
-    parser.add_argument("--tiny-cells", type=int, default=None,
-                        help="cells per stage (nasbench201; quality 1, collapse 2) or cells "
-                        "(darts, 5)")
+    parser.add_argument(
+        "--tiny-cells",
+        type=int,
+        default=None,
+        help="cells per stage (nasbench201; quality 1, collapse 2) or cells (darts, 5)",
+    )
     parser.add_argument("--arch-lr", type=float, default=3e-4, help="Adam lr of the alphas")
-    parser.add_argument("--search-epochs", type=int, default=None,
-                        help="quality 10, collapse 15")
+    parser.add_argument("--search-epochs", type=int, default=None, help="quality 10, collapse 15")
     parser.add_argument("--train-epochs", type=int, default=5)
     parser.add_argument("--random-cells", type=int, default=5)
     parser.add_argument("--max-skip", type=int, default=2)

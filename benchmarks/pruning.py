@@ -221,8 +221,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return report(results, out, notes, description, started=start)
 
 
-
-
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.exit(main())

@@ -86,8 +86,10 @@ def main() -> None:
         if trial.number == darts_trial.number:
             continue
         source = trial.user_attrs.get("source", "sampler")
-        print(f"trial {trial.number} ({source}): val acc {trial.value}  "
-              f"{trial.user_attrs.get('arch')}")
+        print(
+            f"trial {trial.number} ({source}): val acc {trial.value}  "
+            f"{trial.user_attrs.get('arch')}"
+        )
 
 
 if __name__ == "__main__":

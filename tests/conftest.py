@@ -25,7 +25,6 @@ if not os.environ.get(DATA_ENV_VAR) and CHECKOUT_DATA_DIR.is_dir():
     os.environ[DATA_ENV_VAR] = str(CHECKOUT_DATA_DIR)
 
 
-
 @pytest.fixture
 def data_dir() -> Path:
     """The benchmark data folder; skips the test when there is none."""

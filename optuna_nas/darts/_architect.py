@@ -235,4 +235,3 @@ class Architect:
             p.grad = g.to(p.dtype)
         arch_optimizer.step()
         return loss
-

@@ -36,9 +36,7 @@ NB201_OPERATIONS: tuple[str, ...] = (
 )
 _NUM_NODES = 4  # node 0 is the cell input, node 3 its output
 #: (to_node, from_node) of the six edges, in the order of the NAS-Bench-201 string.
-EDGES: tuple[tuple[int, int], ...] = tuple(
-    (i, j) for i in range(1, _NUM_NODES) for j in range(i)
-)
+EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(1, _NUM_NODES) for j in range(i))
 
 
 @dataclass(frozen=True)
@@ -221,9 +219,7 @@ class NASBench201SearchSpace(SearchSpace[NB201Cell]):
                 f"got {list(operations)!r}."
             )
         self.operations = operations
-        self._decisions = tuple(
-            Decision(self.param_name(i, j), operations) for i, j in EDGES
-        )
+        self._decisions = tuple(Decision(self.param_name(i, j), operations) for i, j in EDGES)
 
     def param_name(self, to_node: int, from_node: int) -> str:
         """The Optuna parameter name of edge ``from_node -> to_node``."""

@@ -485,8 +485,8 @@ class EmbeddedDataModule(_ImageDataModule):
             raise ValueError(
                 f"subset={self.subset} exceeds the {len(labels)} images of {self.dataset!r}."
             )
-        fractions = (self.val_fraction, self.test_fraction) if self.test_fraction else (
-            self.val_fraction,
+        fractions = (
+            (self.val_fraction, self.test_fraction) if self.test_fraction else (self.val_fraction,)
         )
         parts = stratified_split(labels, fractions, seed=self.seed, subset=self.subset)
         x = torch.from_numpy(images).unsqueeze(1)

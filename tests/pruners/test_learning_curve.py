@@ -265,9 +265,7 @@ def test_non_finite_values_of_completed_trials_are_ignored() -> None:
     nan_final = _curve(0.99)
     nan_final[-1] = math.nan
     study.add_trial(
-        optuna.trial.create_trial(
-            value=0.5, intermediate_values=dict(enumerate(nan_final))
-        )
+        optuna.trial.create_trial(value=0.5, intermediate_values=dict(enumerate(nan_final)))
     )
     assert not any(_decisions(study, _curve(0.1)))  # only one usable reference so far
     _add_completed(study, _curve(0.88))

@@ -151,9 +151,7 @@ def test_predictability_measures_rank_correlation_and_top_k_entries() -> None:
     # Shares of trials whose final value reaches the k-th best of the trials before them.
     for k, share in zip(_pruning_study.TOP_KS, shares):
         first = max(k, _pruning_specs.N_WARMUP_TRIALS)
-        expected = np.mean(
-            [finals[i] >= np.sort(finals[:i])[-k] for i in range(first, n_trials)]
-        )
+        expected = np.mean([finals[i] >= np.sort(finals[:i])[-k] for i in range(first, n_trials)])
         assert share == pytest.approx(expected)
     assert shares[0] < shares[-1]  # a larger k lets more trials in
     # A pruned study (ragged curves) and a too-short study are not measured.

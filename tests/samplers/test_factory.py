@@ -34,10 +34,10 @@ def test_create_sampler_uses_the_samplers_own_defaults_and_passes_kwargs() -> No
     space = create_search_space("nasbench201")
     sampler = create_sampler("evolution", seed=1, search_space=space)
     # The documented defaults (15/8), not a preset of the factory.
-    assert (sampler._population_size, sampler._sample_size) == (15, 8)  # type: ignore[attr-defined]
-    assert sampler._search_space is space  # type: ignore[attr-defined]
+    assert (sampler._settings.population_size, sampler._settings.sample_size) == (15, 8)  # type: ignore[attr-defined]
+    assert sampler._settings.search_space is space  # type: ignore[attr-defined]
     small = create_sampler("evolution", seed=1, population_size=10, sample_size=3)
-    assert (small._population_size, small._sample_size) == (10, 3)  # type: ignore[attr-defined]
+    assert (small._settings.population_size, small._settings.sample_size) == (10, 3)  # type: ignore[attr-defined]
 
 
 def test_create_sampler_is_seeded() -> None:

@@ -190,6 +190,8 @@ DEAD_END_CELLS = [
     "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|",
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|none~2|",
 ]
+
+
 @pytest.mark.parametrize("text", DEAD_END_CELLS)
 def test_dead_end_cells_match_nb201(text: str) -> None:
     # Every parameter must receive a gradient (DDP) and counts must match NB201's InferCell.

@@ -74,9 +74,7 @@ class _WithAux(nn.Module):
 
 
 @pytest.mark.parametrize("aux_weight", [0.0, 1.0])
-def test_auxiliary_logits_add_weighted_loss(
-    digits: EmbeddedDataModule, aux_weight: float
-) -> None:
+def test_auxiliary_logits_add_weighted_loss(digits: EmbeddedDataModule, aux_weight: float) -> None:
     losses = {}
     for weight in (0.0, aux_weight):
         pl.seed_everything(0, verbose=False)

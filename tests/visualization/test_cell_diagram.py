@@ -37,9 +37,7 @@ def test_darts_graph_has_one_edge_per_input_and_concat() -> None:
 
 def test_nb201_none_edges_are_not_drawn() -> None:
     space = create_search_space("nasbench201")
-    cell = space.from_string(
-        "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
-    )
+    cell = space.from_string("|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|")
     (graph,) = cell_graphs(cell)
     assert sorted(e[2] for e in graph.edges) == ["nor_conv_3x3", "skip_connect"]
 
