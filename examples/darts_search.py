@@ -24,6 +24,7 @@ import argparse
 
 import optuna
 
+from optuna_nas.darts import DartsDataModule
 from optuna_nas.darts import DartsSearch
 from optuna_nas.search_spaces import create_search_space
 from optuna_nas.training import EmbeddedDataModule
@@ -62,11 +63,13 @@ def main() -> None:
         load_if_exists=True,
         direction="maximize",
     )
+    # The training split is halved into weight / architecture data. DARTS' default crop-and-flip
+    # augmentation is CIFAR-10's; digits are not mirror symmetric, so it is off here.
+    search_data = DartsDataModule(data=datamodule, batch_size=64, augment=False)
     search = DartsSearch(
         space,
-        datamodule,  # its training split is halved into weight / architecture data
+        search_data,
         max_epochs=args.search_epochs,
-        batch_size=64,
         second_order=args.second_order,
         supernet_kwargs=supernet_kwargs,
         early_stop_skip_connections=args.darts_plus,

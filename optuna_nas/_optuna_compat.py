@@ -53,6 +53,7 @@ __all__ = [
     "compute_hypervolume",
     "distribution_contains",
     "failed_suggestion",
+    "is_distribution_conflict",
     "fast_non_domination_rank",
     "process_constraints_after_trial",
     "trial_constraints",
@@ -100,3 +101,17 @@ def failed_suggestion(
                 found = (local["self"], name, distribution)
         tb = tb.tb_next
     return found
+
+
+#: Optuna's messages for a parameter suggested with another distribution than before (they are
+#: not part of its API; the test of this module raises each kind).
+_CONFLICT_MESSAGES = (
+    "Cannot set different distribution kind to the same parameter name",
+    "Cannot set different log configuration to the same parameter name",
+    "does not support dynamic value space",
+)
+
+
+def is_distribution_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is Optuna's ValueError for a parameter's changed distribution."""
+    return type(error) is ValueError and any(m in str(error) for m in _CONFLICT_MESSAGES)

@@ -49,6 +49,7 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import check_distribution_compatibility
 
 from optuna_nas._optuna_compat import failed_suggestion
+from optuna_nas._optuna_compat import is_distribution_conflict
 
 
 __all__ = [
@@ -64,14 +65,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
-
-#: Optuna's messages for a parameter suggested with another distribution than before.
-_CONFLICT_MESSAGES = (
-    "Cannot set different distribution kind to the same parameter name",
-    "Cannot set different log configuration to the same parameter name",
-    "does not support dynamic value space",
-)
-
 
 class NonFiniteError(RuntimeError):
     """A loss (or DARTS' architecture parameters) became NaN or infinite: training diverged.
@@ -98,7 +91,8 @@ class ParameterConflictError(ValueError):
 
     A configuration error, so it ends ``study.optimize`` instead of failing every trial: e.g. a
     study resumed with other operations, or NAS added to a study that already has a parameter
-    of the same name.
+    of the same name. It is a ``ValueError``, as Optuna's own error for this is, so
+    ``study.optimize(catch=(ValueError,))`` would swallow it: catch narrower types.
 
     Attributes:
         name: The parameter name (``None`` where the caller could not tell).
@@ -111,11 +105,16 @@ class ParameterConflictError(ValueError):
         self.previous = previous
         self.new = new
         what = f"Parameter {name!r}" if name is not None else "A parameter"
+        suggested = f" is suggested as {new!r}" if new is not None else " is suggested"
+        recorded = (
+            f", but the study recorded it as {previous!r}"
+            if previous is not None
+            else " with another distribution than the study recorded"
+        )
         super().__init__(
-            f"{what} is suggested as {new!r}, but the study recorded it as {previous!r} "
-            f"({detail}). A study keeps one distribution per parameter name: resume it with "
-            "the same search space and hyperparameter ranges, rename the parameter, or start "
-            "a new study."
+            f"{what}{suggested}{recorded} ({detail}). A study keeps one distribution per "
+            "parameter name: resume it with the same search space and hyperparameter ranges, "
+            "rename the parameter, or start a new study."
         )
 
 
@@ -229,11 +228,9 @@ def parameter_conflict(
     previous = None
     if trial is not None and name is not None and distribution is not None:
         previous = _incompatible_distribution(trial, name, distribution)
-    if previous is None and not any(m in str(error) for m in _CONFLICT_MESSAGES):
+    if previous is None and not is_distribution_conflict(error):
         return None
-    return ParameterConflictError(
-        name if previous is not None else None, previous, distribution, str(error).rstrip(".")
-    )
+    return ParameterConflictError(name, previous, distribution, str(error).rstrip("."))
 
 
 def _incompatible_distribution(

@@ -12,14 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from _common import CHECKOUT_DATA_DIR  # benchmarks/ is on pyproject's pythonpath
 import pytest
 
 from optuna_nas.benchmarks import DATA_ENV_VAR
 from optuna_nas.benchmarks import resolve_data_dir
 
-
-REPO = Path(__file__).resolve().parents[1]
-CHECKOUT_DATA_DIR = REPO.parent / "shared" / "data"
 
 if not os.environ.get(DATA_ENV_VAR) and CHECKOUT_DATA_DIR.is_dir():
     os.environ[DATA_ENV_VAR] = str(CHECKOUT_DATA_DIR)

@@ -132,3 +132,19 @@ def test_failed_suggestion_names_the_conflicting_call() -> None:
     assert found[0] is trial and found[1] == "lr"
     assert found[2] == CategoricalDistribution([0.05, 0.1])
     assert compat.failed_suggestion(ValueError("raised elsewhere")) is None
+
+
+def test_is_distribution_conflict_recognises_optunas_errors() -> None:
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0.1, 1.0) + t.suggest_int("n", 1, 3), n_trials=1)
+    trial = study.ask()
+    clashes = (
+        lambda: trial.suggest_categorical("x", [0.5, 1.0]),  # another kind
+        lambda: trial.suggest_float("x", 0.1, 1.0, log=True),  # another log setting
+        lambda: trial.suggest_categorical("n", [1, 2]),
+    )
+    for clash in clashes:
+        with pytest.raises(ValueError) as info:
+            clash()
+        assert compat.is_distribution_conflict(info.value), str(info.value)
+    assert not compat.is_distribution_conflict(ValueError("something else"))

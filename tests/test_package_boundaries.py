@@ -81,3 +81,9 @@ def test_lazy_top_level_names_resolve() -> None:
 def test_training_import_still_brings_lightning() -> None:
     # The probe itself works: the heavy stack is seen when it is imported.
     assert "lightning" in _imported_heavy_modules("optuna_nas.training")
+
+
+@pytest.mark.parametrize("module", ["optuna_nas.search_spaces", "optuna_nas.benchmarks"])
+def test_spaces_and_benchmarks_need_no_vision_or_plotting_stack(module: str) -> None:
+    others = ("torchvision", "matplotlib", "scipy", "sklearn", "mlxtend")
+    assert _imported_heavy_modules(module, HEAVY + others) == []

@@ -320,13 +320,10 @@ def pruned_reason(
         frozen = trial
     decision = system_attrs.get(DECISION_ATTR_KEY)
     if isinstance(decision, Mapping):
-        # "step" / "max_step": decisions stored before the keys said "epoch" / "max_resource".
-        at = _at_epoch(decision.get("epoch", decision.get("step")))
+        at = _at_epoch(decision.get("epoch"))
         if decision.get("reason") == "non-finite value":
             return f"LearningCurvePruner: non-finite value {at})"
         max_resource = decision.get("max_resource")
-        if max_resource is None and isinstance(decision.get("max_step"), int):
-            max_resource = decision["max_step"] + 1
         return (
             f"LearningCurvePruner {at}): optimistic final value "
             f"{_fmt(decision.get('optimistic'))} (prediction {_fmt(decision.get('prediction'))}"

@@ -2,8 +2,7 @@
 
 The one place that turns a sampler name into an Optuna sampler, for the ``optuna-nas`` command
 line, the benchmark scripts and user code alike. Every sampler is built with its own defaults;
-keyword arguments are passed through to its constructor. NAS samplers are imported only when
-asked for, so naming ``random`` or ``tpe`` costs neither torch nor the controller.
+keyword arguments are passed through to its constructor.
 """
 
 from __future__ import annotations

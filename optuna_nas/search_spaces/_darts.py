@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
-from torchvision.ops import stochastic_depth
 
 from optuna_nas._validation import check_positive_ints
 from optuna_nas.search_spaces._base import CellGraph
@@ -530,6 +529,10 @@ class _Cell(nn.Module):
                 h = op(states[self.indices[position]])
                 # As in DARTS, identities are never dropped (they carry the residual signal).
                 if self.training and drop_prob > 0.0 and not isinstance(op, nn.Identity):
+                    # Imported here: only drop-path training needs torchvision, so the search
+                    # spaces load without it (tabular benchmarks, samplers).
+                    from torchvision.ops import stochastic_depth
+
                     h = stochastic_depth(h, drop_prob, "row", training=True)
                 total = h if total is None else total + h
             assert total is not None

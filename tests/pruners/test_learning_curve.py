@@ -397,16 +397,3 @@ def test_max_resource_counts_epochs_like_hyperband() -> None:
     # A longer max_resource than the references reached: none of them counts.
     longer = LearningCurvePruner(max_resource=EPOCHS + 1, top_k=2, n_warmup_trials=3)
     assert not any(_decisions(_study_with_references(longer, finals), candidate))
-
-
-def test_pruned_reason_reads_decisions_stored_with_step_keys() -> None:
-    frozen = optuna.trial.create_trial(
-        state=TrialState.PRUNED,
-        intermediate_values={0: 0.1, 1: 0.2},
-        system_attrs={
-            DECISION_ATTR_KEY: {"reason": "cannot reach top-k", "step": 1, "max_step": 29}
-        },
-    )
-    reason = pruned_reason(frozen)
-    assert reason.startswith("LearningCurvePruner at epoch 1 (2 epochs trained)")
-    assert reason.endswith("after 30 epochs")

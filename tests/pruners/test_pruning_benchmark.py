@@ -32,7 +32,7 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
 
     try:
         NB301Benchmark()
-    except (FileNotFoundError, ImportError) as error:
+    except FileNotFoundError as error:  # no data folder; a broken import must fail
         pytest.skip(f"NAS-Bench-301 surrogate unavailable: {error}")
     script = _load_script()
     code = script.main(
@@ -120,7 +120,7 @@ def test_real_training_part_shares_training_between_pruners_and_samplers(
 def test_predictability_measures_rank_correlation_and_top_k_entries() -> None:
     """`predictability` on hand-made curves whose answers are known."""
     pytest.importorskip("scipy")
-    import _pruning_specs  # benchmarks/, on sys.path through tests/conftest.py
+    import _pruning_specs  # benchmarks/, on the tests' pythonpath (pyproject.toml)
     import _pruning_study
     import numpy as np
     import optuna

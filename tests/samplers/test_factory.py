@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import inspect
+
 import optuna
 import pytest
 
@@ -33,8 +35,11 @@ def test_create_sampler_builds_each_registered_sampler(name: str, cls: type) -> 
 def test_create_sampler_uses_the_samplers_own_defaults_and_passes_kwargs() -> None:
     space = create_search_space("nasbench201")
     sampler = create_sampler("evolution", seed=1, search_space=space)
-    # The documented defaults (15/8), not a preset of the factory.
-    assert (sampler._settings.population_size, sampler._settings.sample_size) == (15, 8)  # type: ignore[attr-defined]
+    # The sampler's own defaults (documented: 15/8), not a preset of the factory.
+    defaults = inspect.signature(RegularizedEvolutionSampler).parameters
+    settings = sampler._settings  # type: ignore[attr-defined]
+    assert settings.population_size == defaults["population_size"].default
+    assert settings.sample_size == defaults["sample_size"].default
     assert sampler._settings.search_space is space  # type: ignore[attr-defined]
     small = create_sampler("evolution", seed=1, population_size=10, sample_size=3)
     assert (small._settings.population_size, small._settings.sample_size) == (10, 3)  # type: ignore[attr-defined]
