@@ -162,11 +162,15 @@ class NB201Skeleton(nn.Module):
 
 
 class NASBench201Network(NB201Skeleton):
-    """The NAS-Bench-201 network of one cell (see :class:`NB201Skeleton`)."""
+    """The NAS-Bench-201 network of one cell (see :class:`NB201Skeleton`).
+
+    ``cell`` is an :class:`NB201Cell` or NAS-Bench-201's own string of it (as the published
+    tables list cells), e.g. ``"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+..."``.
+    """
 
     def __init__(
         self,
-        cell: NB201Cell,
+        cell: NB201Cell | str,
         *,
         num_classes: int,
         in_channels: int = 3,
@@ -174,9 +178,10 @@ class NASBench201Network(NB201Skeleton):
         cells_per_stage: int = 5,
     ) -> None:
         super().__init__()
+        arch = NASBench201SearchSpace().from_string(cell) if isinstance(cell, str) else cell
         sizes = {"num_classes": num_classes, "in_channels": in_channels, "channels": channels}
         sizes["cells_per_stage"] = cells_per_stage
-        self._build_skeleton(lambda width: _NB201InferCell(cell, width), sizes)
+        self._build_skeleton(lambda width: _NB201InferCell(arch, width), sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.cells(self.stem(x))))

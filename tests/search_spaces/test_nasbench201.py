@@ -339,3 +339,22 @@ def test_mixed_study_with_user_hyperparameters() -> None:
         assert space.to_params(space.from_params(trial.params)) == {
             k: v for k, v in trial.params.items() if space.owns_param(k)
         }
+
+
+def test_network_takes_the_cell_or_its_nb201_string() -> None:
+    from optuna_nas.search_spaces._nasbench201 import NASBench201Network
+
+    space = NASBench201SearchSpace()
+    text = (
+        "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"
+    )
+    torch.manual_seed(0)
+    from_cell = NASBench201Network(space.from_string(text), num_classes=10, channels=4)
+    torch.manual_seed(0)
+    from_text = NASBench201Network(text, num_classes=10, channels=4)
+    x = torch.randn(2, 3, 8, 8)
+    from_cell.eval()
+    from_text.eval()
+    torch.testing.assert_close(from_cell(x), from_text(x))
+    with pytest.raises(InvalidArchitectureError, match="Unknown operation"):
+        NASBench201Network(text.replace("none", "conv_9x9"), num_classes=10)
