@@ -66,6 +66,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+
 class NonFiniteError(RuntimeError):
     """A loss (or DARTS' architecture parameters) became NaN or infinite: training diverged.
 
