@@ -17,6 +17,8 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.pruners._curve_fit import fit_inverse_power_law
 
 
@@ -145,16 +147,11 @@ class LearningCurvePruner(BasePruner):
             raise ValueError(f"max_resource must be an int or 'auto', got {max_resource=}.")
         if isinstance(max_resource, int) and max_resource < 1:
             raise ValueError(f"max_resource must be at least 1, got {max_resource=}.")
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k=}.")
-        if n_warmup_trials < 0:
-            raise ValueError(f"n_warmup_trials cannot be negative, got {n_warmup_trials=}.")
-        if n_warmup_steps < 0:
-            raise ValueError(f"n_warmup_steps cannot be negative, got {n_warmup_steps=}.")
-        if interval_steps < 1:
-            raise ValueError(f"interval_steps must be at least 1, got {interval_steps=}.")
-        if not (math.isfinite(optimism) and optimism >= 0):
-            raise ValueError(f"optimism must be finite and non-negative, got {optimism=}.")
+        check_int("top_k", top_k, minimum=1)
+        check_int("n_warmup_trials", n_warmup_trials, minimum=0)
+        check_int("n_warmup_steps", n_warmup_steps, minimum=0)
+        check_int("interval_steps", interval_steps, minimum=1)
+        check_number("optimism", optimism, minimum=0.0)
         if curve_model not in _CURVE_MODELS:
             raise ValueError(
                 f"curve_model must be one of {list(_CURVE_MODELS)!r}, got {curve_model=}."

@@ -25,6 +25,9 @@ from optuna_nas._optuna_compat import calc_crowding_distance
 from optuna_nas._optuna_compat import distribution_contains
 from optuna_nas._optuna_compat import fast_non_domination_rank
 from optuna_nas._optuna_compat import trial_constraints
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
+from optuna_nas._validation import check_seed
 from optuna_nas.samplers._base import DefineByRunSampler
 
 
@@ -100,27 +103,22 @@ class _Settings:
     numeric_mutation_scale: float | None
 
     def __post_init__(self) -> None:
-        if isinstance(self.population_size, bool) or not isinstance(self.population_size, int):
-            raise ValueError(f"population_size must be an int, got {self.population_size!r}.")
-        if self.population_size < 2:
-            raise ValueError(f"population_size must be at least 2, got {self.population_size}.")
-        if isinstance(self.sample_size, bool) or not isinstance(self.sample_size, int):
-            raise ValueError(f"sample_size must be an int, got {self.sample_size!r}.")
-        if not 1 <= self.sample_size <= self.population_size:
+        check_int("population_size", self.population_size, minimum=2)
+        check_int("sample_size", self.sample_size, minimum=1)
+        if self.sample_size > self.population_size:
             raise ValueError(
                 f"sample_size must be in [1, population_size={self.population_size}], "
                 f"got {self.sample_size}."
             )
-        if self.max_duplicate_retries < 0:
-            raise ValueError(
-                f"max_duplicate_retries must be non-negative, got {self.max_duplicate_retries}."
-            )
-        if self.numeric_mutation_scale is not None and not (
-            math.isfinite(self.numeric_mutation_scale) and self.numeric_mutation_scale > 0
-        ):
-            raise ValueError(
-                "numeric_mutation_scale must be a positive finite float or None, got "
-                f"{self.numeric_mutation_scale!r}."
+        if not isinstance(self.skip_duplicates, bool):
+            raise ValueError(f"skip_duplicates must be a bool, got {self.skip_duplicates!r}.")
+        check_int("max_duplicate_retries", self.max_duplicate_retries, minimum=0)
+        if self.numeric_mutation_scale is not None:
+            check_number(
+                "numeric_mutation_scale",
+                self.numeric_mutation_scale,
+                minimum=0.0,
+                min_inclusive=False,
             )
         space = self.search_space
         if space is not None and not callable(getattr(space, "mutate", None)):
@@ -251,6 +249,11 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             max_duplicate_retries,
             numeric_mutation_scale,
         )
+        check_seed(seed)
+        if constraints_func is not None and not callable(constraints_func):
+            raise ValueError(
+                f"constraints_func must be callable or None, got {constraints_func!r}."
+            )
         self._constraints_func = constraints_func
         self._random_sampler = RandomSampler(seed=seed)
         # A stream of its own, so the evolution's draws do not mirror the random sampler's.

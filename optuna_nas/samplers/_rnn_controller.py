@@ -20,6 +20,9 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
+from optuna_nas._validation import check_seed
 from optuna_nas.samplers._base import DefineByRunSampler
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.samplers._rnn_policy import Cursor
@@ -203,28 +206,24 @@ class RNNControllerSampler(DefineByRunSampler):
         independent_sampler: BaseSampler | None = None,
         max_int_choices: int = 16,
     ) -> None:
-        _check_int("hidden_size", hidden_size, 1)
-        _check_int("num_layers", num_layers, 1)
-        _check_int("batch_size", batch_size, 1)
-        _check_int("max_int_choices", max_int_choices, 0)
-        _check_int("imitation_top_k", imitation_top_k, 0)
-        _check_int("max_duplicate_retries", max_duplicate_retries, 0)
+        check_seed(seed)
+        check_int("hidden_size", hidden_size, minimum=1)
+        check_int("num_layers", num_layers, minimum=1)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("max_int_choices", max_int_choices, minimum=0)
+        check_int("imitation_top_k", imitation_top_k, minimum=0)
+        check_int("max_duplicate_retries", max_duplicate_retries, minimum=0)
         if not isinstance(skip_duplicates, bool):
             raise ValueError(f"skip_duplicates must be a bool, got {skip_duplicates!r}.")
-        _check_positive("learning_rate", learning_rate)
-        _check_positive("temperature", temperature)
+        check_number("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+        check_number("temperature", temperature, minimum=0.0, min_inclusive=False)
         if tanh_constant is not None:
-            _check_positive("tanh_constant", tanh_constant)
-        if not (isinstance(entropy_weight, (int, float)) and 0.0 <= entropy_weight < math.inf):
-            raise ValueError(f"entropy_weight must be finite and >= 0, got {entropy_weight!r}.")
-        if not (isinstance(imitation_weight, (int, float)) and 0.0 <= imitation_weight < math.inf):
-            raise ValueError(
-                f"imitation_weight must be finite and >= 0, got {imitation_weight!r}."
-            )
-        if not (isinstance(baseline_decay, (int, float)) and 0.0 <= baseline_decay < 1.0):
-            raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be an int or None, got {seed!r}.")
+            check_number("tanh_constant", tanh_constant, minimum=0.0, min_inclusive=False)
+        check_number("entropy_weight", entropy_weight, minimum=0.0)
+        check_number("imitation_weight", imitation_weight, minimum=0.0)
+        check_number(
+            "baseline_decay", baseline_decay, minimum=0.0, maximum=1.0, max_inclusive=False
+        )
         if reward_fn is not None and not callable(reward_fn):
             raise ValueError(f"reward_fn must be callable or None, got {reward_fn!r}.")
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
@@ -371,12 +370,12 @@ class RNNControllerSampler(DefineByRunSampler):
                 sampler = RNNControllerSampler(reward_fn=reward, seed=0)
                 study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
         """
-        _check_positive("target", target)
+        check_number("target", target, minimum=0.0, min_inclusive=False)
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}.")
         for name, index in (("accuracy_index", accuracy_index), ("cost_index", cost_index)):
-            _check_int(name, index, 0)
+            check_int(name, index, minimum=0)
         if accuracy_index == cost_index:
             raise ValueError(
                 f"accuracy_index and cost_index must differ, both are {accuracy_index!r}."
@@ -521,15 +520,3 @@ def _from_index(distribution: BaseDistribution, index: int) -> Any:
         return distribution.choices[index]
     assert isinstance(distribution, IntDistribution)
     return distribution.low + index * distribution.step
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-    if not (0.0 < value < math.inf):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")

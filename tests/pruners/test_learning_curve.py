@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import math
 from pathlib import Path
+import re
 from typing import Any
 from typing import Literal
 
@@ -68,17 +69,17 @@ def _study_with_references(
         ({"max_resource": True}, "max_resource=True"),
         ({"max_resource": 2.5}, "max_resource=2.5"),
         ({"max_resource": "all"}, "max_resource='all'"),
-        ({"top_k": 0}, "top_k=0"),
-        ({"n_warmup_trials": -1}, "n_warmup_trials=-1"),
-        ({"n_warmup_steps": -2}, "n_warmup_steps=-2"),
-        ({"interval_steps": 0}, "interval_steps=0"),
-        ({"optimism": -0.5}, "optimism=-0.5"),
-        ({"optimism": math.nan}, "optimism=nan"),
+        ({"top_k": 0}, "top_k must be an int >= 1, got 0"),
+        ({"n_warmup_trials": -1}, "n_warmup_trials must be an int >= 0, got -1"),
+        ({"n_warmup_steps": -2}, "n_warmup_steps must be an int >= 0, got -2"),
+        ({"interval_steps": 0}, "interval_steps must be an int >= 1, got 0"),
+        ({"optimism": -0.5}, "optimism must be a finite number in [0.0, inf), got -0.5"),
+        ({"optimism": math.nan}, "optimism must be a finite number in [0.0, inf), got nan"),
         ({"curve_model": "spline"}, "curve_model='spline'"),
     ],
 )
 def test_invalid_arguments_name_the_value(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", "\\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         LearningCurvePruner(**kwargs)
 
 

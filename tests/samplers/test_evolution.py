@@ -101,11 +101,11 @@ def _assert_valid_lineage(study: optuna.Study) -> None:
 @pytest.mark.parametrize(
     "kwargs, text",
     [
-        ({"population_size": 1}, "population_size must be at least 2, got 1"),
-        ({"population_size": 2.5}, "population_size must be an int, got 2.5"),
+        ({"population_size": 1}, "population_size must be an int >= 2, got 1"),
+        ({"population_size": 2.5}, "population_size must be an int >= 2, got 2.5"),
         ({"sample_size": 0}, "got 0"),
         ({"population_size": 4, "sample_size": 5}, "population_size=4], got 5"),
-        ({"sample_size": True}, "sample_size must be an int, got True"),
+        ({"sample_size": True}, "sample_size must be an int >= 1, got True"),
         ({"max_duplicate_retries": -1}, "got -1"),
         ({"numeric_mutation_scale": 0.0}, "got 0.0"),
         ({"numeric_mutation_scale": float("nan")}, "got nan"),
