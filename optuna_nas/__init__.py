@@ -19,10 +19,12 @@ from typing import Any
 
 if TYPE_CHECKING:
     from optuna_nas import search_spaces
+    from optuna_nas import storages
     from optuna_nas import training
     from optuna_nas.search_spaces import SearchSpace
     from optuna_nas.search_spaces import create_search_space
     from optuna_nas.search_spaces import list_search_spaces
+    from optuna_nas.storages import create_storage
     from optuna_nas.training import ChildModule
     from optuna_nas.training import CIFAR10DataModule
     from optuna_nas.training import EmbeddedDataModule
@@ -43,8 +45,10 @@ __all__ = [
     "SearchSpace",
     "__version__",
     "create_search_space",
+    "create_storage",
     "list_search_spaces",
     "search_spaces",
+    "storages",
     "training",
 ]
 
@@ -58,8 +62,10 @@ _LAZY = {
     "NonFiniteError": "optuna_nas.trial_outcome",
     "SearchSpace": "optuna_nas.search_spaces",
     "create_search_space": "optuna_nas.search_spaces",
+    "create_storage": "optuna_nas.storages",
     "list_search_spaces": "optuna_nas.search_spaces",
     "search_spaces": "optuna_nas.search_spaces",
+    "storages": "optuna_nas.storages",
     "training": "optuna_nas.training",
 }
 

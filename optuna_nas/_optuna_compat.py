@@ -27,6 +27,18 @@ from optuna.trial import FrozenTrial
 from optuna.trial import Trial
 
 
+# Optuna 4.9 renamed the heartbeat's stale-trial retry (``RetryFailedTrialCallback`` and the
+# storages' ``failed_trial_callback`` argument are deprecated aliases since then).
+try:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryStaleTrialCallback
+
+    STALE_TRIAL_CALLBACK_ARG = "heartbeat_stale_trial_callback"
+except ImportError:  # Optuna < 4.9
+    from optuna.storages import RetryFailedTrialCallback as RetryStaleTrialCallback
+
+    STALE_TRIAL_CALLBACK_ARG = "failed_trial_callback"
+
+
 # What each private name is, and who uses it:
 #
 # - ``ArtifactStore``: the protocol of the artifact stores (FileSystemArtifactStore,
@@ -44,10 +56,16 @@ from optuna.trial import Trial
 # - ``calc_crowding_distance(trials)``: NSGA-II's crowding distance, ``{trial number: distance}``.
 # - ``fast_non_domination_rank(losses, *, penalty=None)``: non-domination rank of loss vectors
 #   (0 = Pareto front); with penalties, feasible first, then by total violation (NSGA-II).
+# - ``RetryStaleTrialCallback`` / ``STALE_TRIAL_CALLBACK_ARG``: Optuna's heartbeat-stale retry
+#   and the name of the RDB storage argument taking it (public, but renamed in 4.9).
+# - ``RDBStorage._get_stale_trial_ids(study_id)``: the RUNNING trials whose heartbeat is older
+#   than the grace period; ``optuna_nas.storages`` extends it to write their ``fail_reason``.
 
 __all__ = [
     "ArtifactStore",
     "LazyRandomState",
+    "RetryStaleTrialCallback",
+    "STALE_TRIAL_CALLBACK_ARG",
     "SearchSpaceTransform",
     "calc_crowding_distance",
     "compute_hypervolume",
