@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from optuna_nas._validation import check_number
+from optuna_nas._validation import check_seed
 from optuna_nas.benchmarks._data import resolve_data_dir
 from optuna_nas.search_spaces._nasbench201 import NASBench201SearchSpace
 from optuna_nas.search_spaces._nasbench201 import NB201Cell
@@ -369,10 +371,8 @@ class NB201Objective:
         seed: int,
         space: NASBench201SearchSpace | None,
     ) -> None:
-        if not (math.isfinite(noise_std) and noise_std >= 0.0):
-            raise ValueError(f"noise_std must be finite and >= 0, got {noise_std!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        check_number("noise_std", noise_std, minimum=0.0)
+        check_seed(seed, allow_none=False)
         if space is not None and not isinstance(space, NASBench201SearchSpace):
             raise ValueError(f"space must be a NASBench201SearchSpace, got {space!r}.")
         self.bench = bench

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import optuna
 
+from optuna_nas._validation import check_int
 from optuna_nas.benchmarks._data import resolve_data_dir
 from optuna_nas.search_spaces._darts import PRIMITIVES
 from optuna_nas.trial_outcome import InvalidArchitectureError
@@ -208,14 +209,7 @@ class NB301Objective:
     def __init__(
         self, *, bench: NB301Benchmark, max_epochs: int, space: DartsSearchSpace | None
     ) -> None:
-        if (
-            isinstance(max_epochs, bool)
-            or not isinstance(max_epochs, (int, np.integer))
-            or not 1 <= max_epochs <= NB301_MAX_EPOCHS
-        ):
-            raise ValueError(
-                f"max_epochs must be an int in 1..{NB301_MAX_EPOCHS}, got {max_epochs!r}."
-            )
+        check_int("max_epochs", max_epochs, minimum=1, maximum=NB301_MAX_EPOCHS)
         if space is None:
             from optuna_nas.search_spaces._darts import DartsSearchSpace
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from optuna_nas._validation import check_number
 from optuna_nas.darts._supernet import Supernet
 
 
@@ -58,8 +59,7 @@ def finite_difference_hvp(
     """
     if len(vector) != len(weights):
         raise ValueError(f"vector has {len(vector)} tensors for {len(weights)} weights.")
-    if eps_scale <= 0:
-        raise ValueError(f"eps_scale must be positive, got {eps_scale}.")
+    check_number("eps_scale", eps_scale, minimum=0.0, min_inclusive=False)
     if not weights:
         return [torch.zeros_like(a) for a in arch]
     norms = torch.stack([torch.linalg.vector_norm(v.float()) for v in vector])
@@ -135,8 +135,7 @@ class Architect:
         criterion: Criterion = F.cross_entropy,
         hvp_autocast_off: bool = True,
     ) -> None:
-        if eps_scale <= 0:
-            raise ValueError(f"eps_scale must be positive, got {eps_scale}.")
+        check_number("eps_scale", eps_scale, minimum=0.0, min_inclusive=False)
         self.supernet = supernet
         # Lightning wraps optimizers; the momentum buffers live in the wrapped one.
         self.weight_optimizer: torch.optim.Optimizer = getattr(

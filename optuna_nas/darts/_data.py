@@ -12,6 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
 
+from optuna_nas._validation import check_fraction
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_seed
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import RandomCropFlip
 from optuna_nas.data import black_fill
@@ -159,12 +162,11 @@ class DartsDataModule(pl.LightningDataModule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if not 0.0 < train_portion < 1.0:
-            raise ValueError(f"train_portion must be in (0, 1), got {train_portion!r}.")
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes!r}.")
+        check_int("batch_size", batch_size, minimum=1)
+        check_fraction("train_portion", train_portion)
+        check_seed(seed, allow_none=False)
+        if num_classes is not None:
+            check_int("num_classes", num_classes, minimum=1)
         if (mean is None) != (std is None):
             raise ValueError(f"Give both mean and std or neither; got mean={mean!r}, std={std!r}.")
         if not isinstance(augment, bool) and not callable(augment):

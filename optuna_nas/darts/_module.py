@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import contextlib
 import math
 from typing import Any
@@ -10,6 +11,8 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.darts._architect import Architect
 from optuna_nas.darts._supernet import Supernet
 from optuna_nas.trial_outcome import NonFiniteError
@@ -97,19 +100,26 @@ class DartsModule(pl.LightningModule):
         super().__init__()
         if not isinstance(supernet, Supernet):
             raise ValueError(f"supernet must be a Supernet, got {type(supernet).__name__}.")
-        if max_epochs is not None and max_epochs < 1:
-            raise ValueError(f"max_epochs must be positive, got {max_epochs!r}.")
-        for name, value in (("lr", lr), ("arch_lr", arch_lr)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}.")
-        if not 0 <= lr_min <= lr:
-            raise ValueError(f"lr_min must be in [0, lr={lr}], got {lr_min!r}.")
-        if not isinstance(finite_check_interval, int) or finite_check_interval < 1:
-            raise ValueError(
-                f"finite_check_interval must be a positive int, got {finite_check_interval!r}."
-            )
-        if grad_clip is not None and not grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}.")
+        if max_epochs is not None:
+            check_int("max_epochs", max_epochs, minimum=1)
+        check_number("lr", lr, minimum=0.0, min_inclusive=False)
+        check_number("lr_min", lr_min, minimum=0.0, maximum=lr)
+        check_number("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_number("weight_decay", weight_decay, minimum=0.0)
+        if grad_clip is not None:
+            check_number("grad_clip", grad_clip, minimum=0.0, min_inclusive=False)
+        check_number("arch_lr", arch_lr, minimum=0.0, min_inclusive=False)
+        if (
+            not isinstance(arch_betas, Sequence)
+            or isinstance(arch_betas, str)
+            or len(arch_betas) != 2
+        ):
+            raise ValueError(f"arch_betas must be a pair of numbers, got {arch_betas!r}.")
+        for i, beta in enumerate(arch_betas):
+            # Adam's betas: decay rates in [0, 1).
+            check_number(f"arch_betas[{i}]", beta, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_number("arch_weight_decay", arch_weight_decay, minimum=0.0)
+        check_int("finite_check_interval", finite_check_interval, minimum=1)
         # The options live in self.hparams (saved in checkpoints), not in copies of them.
         self.save_hyperparameters(ignore=["supernet"])
         self.automatic_optimization = False

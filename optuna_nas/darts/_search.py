@@ -14,6 +14,8 @@ import lightning.pytorch as pl
 import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_seed
 from optuna_nas.darts._data import DartsDataModule
 from optuna_nas.darts._data import DataSource
 from optuna_nas.darts._derive import count_skip_connections
@@ -70,10 +72,7 @@ class SkipConnectionEarlyStopping(pl.Callback):
         self, *, max_skip_connections: int = 2, derive_fn: DeriveFn | None = None
     ) -> None:
         super().__init__()
-        if not isinstance(max_skip_connections, int) or max_skip_connections < 1:
-            raise ValueError(
-                f"max_skip_connections must be a positive integer, got {max_skip_connections!r}."
-            )
+        check_int("max_skip_connections", max_skip_connections, minimum=1)
         self.max_skip_connections = max_skip_connections
         self.derive_fn = derive_fn or _default_derive
         self.stopped_epoch: int | None = None
@@ -281,13 +280,11 @@ class DartsSearch:
                 f"DARTS needs a space with a supernet (SearchSpace.create_supernet, e.g. 'darts', "
                 f"'nasbench201'); {space.name!r} has none."
             )
-        if not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}.")
-        if early_stop_skip_connections is not None and early_stop_skip_connections < 1:
-            raise ValueError(
-                "early_stop_skip_connections must be positive or None, got "
-                f"{early_stop_skip_connections!r}."
-            )
+        check_int("max_epochs", max_epochs, minimum=1)
+        check_int("batch_size", batch_size, minimum=1)
+        if early_stop_skip_connections is not None:
+            check_int("early_stop_skip_connections", early_stop_skip_connections, minimum=1)
+        check_seed(seed)
         if include_none and "none" not in getattr(space, "operations", ("none",)):
             raise ValueError("include_none=True, but the search space has no 'none' operation.")
         self.space = space

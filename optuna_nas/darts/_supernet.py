@@ -9,7 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from optuna_nas._validation import check_number
 from optuna_nas._validation import check_positive_ints
+from optuna_nas._validation import is_int
 from optuna_nas.darts._derive import derive_darts_genotype
 from optuna_nas.darts._derive import derive_nb201_cell
 from optuna_nas.darts._mixed_op import MixedOp
@@ -32,7 +34,7 @@ def _with_none(operations: Sequence[str]) -> tuple[str, ...]:
 
 def _check_even(channels: int) -> None:
     # Checked before the skeleton checks the sizes, so only for ints.
-    if isinstance(channels, int) and channels % 2:
+    if is_int(channels) and channels % 2:
         raise ValueError(f"channels must be even (factorized reduction), got {channels}.")
 
 
@@ -201,6 +203,7 @@ class DartsSupernet(Supernet, DartsSkeleton):
     ) -> None:
         super().__init__()
         check_positive_ints("DARTS supernet sizes", {"steps": steps, "multiplier": multiplier})
+        check_number("alpha_init_std", alpha_init_std, minimum=0.0)
         _check_even(channels)
         if multiplier > steps:
             raise ValueError(f"multiplier ({multiplier}) must not exceed steps ({steps}).")
@@ -338,6 +341,7 @@ class NB201Supernet(Supernet, NB201Skeleton):
         alpha_init_std: float = 1e-3,
     ) -> None:
         super().__init__()
+        check_number("alpha_init_std", alpha_init_std, minimum=0.0)
         _check_even(channels)
         self.space_operations = tuple(operations)
         self.operations = _with_none(operations)

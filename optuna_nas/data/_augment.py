@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Sequence
+import numbers
+from typing import Any
 
 import torch
+
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 
 
 def black_fill(mean: Sequence[float], std: Sequence[float]) -> tuple[float, ...]:
@@ -62,11 +68,17 @@ class RandomCropFlip:
     def __init__(
         self, *, padding: int = 4, hflip: bool = True, fill: float | Sequence[float] = 0.0
     ) -> None:
-        if padding < 0:
-            raise ValueError(f"padding must be non-negative; got {padding!r}.")
+        check_int("padding", padding, minimum=0)
+        fills: tuple[Any, ...]
+        if isinstance(fill, (numbers.Real, str)) or not isinstance(fill, Iterable):
+            fills = (fill,)
+        else:
+            fills = tuple(fill)
+        for value in fills:
+            check_number("fill", value)
         self.padding = int(padding)
         self.hflip = bool(hflip)
-        self.fill = (float(fill),) if isinstance(fill, (int, float)) else tuple(map(float, fill))
+        self.fill = tuple(float(value) for value in fills)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4:

@@ -11,6 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_seed
+
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
@@ -88,8 +91,8 @@ class EpochSampler(Sampler[int]):
     def __init__(
         self, num_samples: int, *, seed: int = 0, epoch_fn: Callable[[], int | None] | None = None
     ) -> None:
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be positive; got {num_samples!r}.")
+        check_int("num_samples", num_samples, minimum=1)
+        check_seed(seed, allow_none=False)
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.epoch_fn = epoch_fn
@@ -170,9 +173,12 @@ class DeviceTensorLoader:
             )
         if images.device != labels.device:
             raise ValueError(f"images on {images.device} but labels on {labels.device}.")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {self.batch_size!r}.")
-        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_seed(self.seed, allow_none=False)
+        check_int("stream", self.stream, minimum=0)
+        check_int("world_size", self.world_size, minimum=1)
+        check_int("rank", self.rank, minimum=0)
+        if self.rank >= self.world_size:
             raise ValueError(
                 f"Need 0 <= rank < world_size; got rank={self.rank}, world={self.world_size}."
             )

@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas._validation import check_positive_ints
 from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
@@ -622,8 +624,9 @@ class DartsNetwork(DartsSkeleton):
             "layers": layers,
             "stem_multiplier": stem_multiplier,
         }
-        if not 0.0 <= drop_path_prob < 1.0:
-            raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob!r}.")
+        check_number(
+            "drop_path_prob", drop_path_prob, minimum=0.0, maximum=1.0, max_inclusive=False
+        )
         self.genotype = genotype
         self.drop_path_prob = float(drop_path_prob)
         self._build_skeleton(
@@ -737,8 +740,7 @@ class DartsSearchSpace(SearchSpace[Genotype]):
         operations: Sequence[str] = _SEARCH_OPERATIONS,
         distinct_inputs: bool = True,
     ) -> None:
-        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}.")
+        check_int("num_nodes", num_nodes, minimum=1)
         if not isinstance(distinct_inputs, (bool, np.bool_)):
             raise ValueError(f"distinct_inputs must be a bool, got {distinct_inputs!r}.")
         if isinstance(operations, str):

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import re
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_positive_ints
+from optuna_nas._validation import is_int
 from optuna_nas.search_spaces._base import CellGraph
 from optuna_nas.search_spaces._base import Decision
 from optuna_nas.search_spaces._base import SearchSpace
@@ -24,11 +26,6 @@ _LAYER_RE = re.compile(
     r"(?P<filters>0|[1-9]\d*)(?:<(?P<skips>(?:0|[1-9]\d*)(?:,(?:0|[1-9]\d*))*))?"
 )
 _SKIP_CHOICES: tuple[bool, bool] = (False, True)
-
-
-def _is_int(value: Any) -> bool:
-    # bool is an int subclass; True must not pass as filter size 1.
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class MacroLayer:
     def __post_init__(self) -> None:
         for field in ("filter_height", "filter_width", "num_filters"):
             value = getattr(self, field)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise InvalidArchitectureError(f"{field} must be a positive int, got {value!r}.")
             object.__setattr__(self, field, int(value))
         for field in ("filter_height", "filter_width"):
@@ -61,7 +58,7 @@ class MacroLayer:
                     f"got {getattr(self, field)!r}."
                 )
         skips = tuple(self.skip_from)
-        if not all(_is_int(j) and j >= 0 for j in skips):
+        if not all(is_int(j) and j >= 0 for j in skips):
             raise InvalidArchitectureError(
                 f"skip_from must hold non-negative ints, got {self.skip_from!r}."
             )
@@ -138,11 +135,9 @@ class MacroNetwork(nn.Module):
         pool_after: Sequence[int] = (),
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(
-                "num_classes and in_channels must be positive; got "
-                f"num_classes={num_classes}, in_channels={in_channels}."
-            )
+        check_positive_ints(
+            "macro network sizes", {"num_classes": num_classes, "in_channels": in_channels}
+        )
         self.pool_after = frozenset(pool_after)
         self.skip_from = [layer.skip_from for layer in arch.layers]
         # The last layer that reads each output, so outputs are kept (and pooled) only while
@@ -246,12 +241,11 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
         num_filters: Sequence[int] = (24, 36, 48, 64),
         pool_after: Sequence[int] | None = None,
     ) -> None:
-        if not _is_int(num_layers) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}.")
+        check_int("num_layers", num_layers, minimum=1)
         filter_sizes = tuple(filter_sizes)
         if (
             not filter_sizes
-            or not all(_is_int(k) and k >= 1 and k % 2 == 1 for k in filter_sizes)
+            or not all(is_int(k) and k >= 1 and k % 2 == 1 for k in filter_sizes)
             or len(set(filter_sizes)) != len(filter_sizes)
         ):
             raise ValueError(
@@ -260,7 +254,7 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
         num_filters = tuple(num_filters)
         if (
             not num_filters
-            or not all(_is_int(f) and f >= 1 for f in num_filters)
+            or not all(is_int(f) and f >= 1 for f in num_filters)
             or len(set(num_filters)) != len(num_filters)
         ):
             raise ValueError(
@@ -271,7 +265,7 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
             third = num_layers // 3
             pool_after = (third - 1, 2 * third - 1) if third >= 1 else ()
         pool_after = tuple(pool_after)
-        in_range = all(_is_int(p) and 0 <= p < num_layers - 1 for p in pool_after)
+        in_range = all(is_int(p) and 0 <= p < num_layers - 1 for p in pool_after)
         if not in_range or len(set(pool_after)) != len(pool_after):
             raise ValueError(
                 f"pool_after must hold distinct layer indices in [0, {num_layers - 1}), "
@@ -301,7 +295,7 @@ class MacroSearchSpace(SearchSpace[MacroArchitecture]):
             value = values[decision.name]
             if decision.choices == _SKIP_CHOICES:
                 values[decision.name] = bool(value)
-            elif not _is_int(value):
+            elif not is_int(value):
                 # ``True in (1, 3)`` holds in Python; refuse it rather than read it as 1.
                 raise InvalidArchitectureError(
                     f"Parameter {decision.name!r} has value {value!r}, which is not one of "

@@ -20,6 +20,10 @@ from torch.utils.data import Dataset
 from torch.utils.data import Subset
 from torch.utils.data import TensorDataset
 
+from optuna_nas._validation import check_fraction
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
+from optuna_nas._validation import check_seed
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import EpochSampler
 from optuna_nas.data import RandomCropFlip
@@ -70,14 +74,13 @@ class _ImageDataModule(pl.LightningDataModule):
     ) -> None:
         # Positional: a private base, called by its subclasses only, with their validated names.
         super().__init__()
+        check_int("batch_size", batch_size, minimum=1)
+        if eval_batch_size is not None:
+            check_int("eval_batch_size", eval_batch_size, minimum=1)
         if num_workers is None:
             num_workers = 0 if device_resident else self.default_num_workers
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be positive; got {eval_batch_size!r}.")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be non-negative; got {num_workers!r}.")
+        check_int("num_workers", num_workers, minimum=0)
+        check_seed(seed, allow_none=False)
         if device_resident and num_workers:
             raise ValueError(
                 "device_resident=True slices batches on the device and uses no workers; "
@@ -282,10 +285,9 @@ class CIFAR10DataModule(_ImageDataModule):
         eval_batch_size: int | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")
-        if subset is not None and subset < 2:
-            raise ValueError(f"subset must be at least 2; got {subset!r}.")
+        check_fraction("val_fraction", val_fraction)
+        if subset is not None:
+            check_int("subset", subset, minimum=2)
         self.data_dir = str(data_dir)
         self.search_split = bool(search_split)
         self.val_fraction = float(val_fraction)
@@ -445,25 +447,26 @@ class EmbeddedDataModule(_ImageDataModule):
         num_workers: int = 0,
         eval_batch_size: int | None = None,
     ) -> None:
-        eval_batch_size = eval_batch_size or 2 * batch_size
+        check_int("batch_size", batch_size, minimum=1)
+        if eval_batch_size is None:
+            eval_batch_size = 2 * batch_size
         super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
         if dataset not in _EMBEDDED_SIZES:
             raise ValueError(
                 f"Unknown embedded dataset {dataset!r}; expected one of {sorted(_EMBEDDED_SIZES)}."
             )
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}.")
-        if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+        check_fraction("val_fraction", val_fraction)
+        check_number("test_fraction", test_fraction, minimum=0.0, maximum=1.0, max_inclusive=False)
+        if val_fraction + test_fraction >= 1.0:
             raise ValueError(
-                "test_fraction must be in [0, 1) and val_fraction + test_fraction < 1; got "
+                "val_fraction + test_fraction must be < 1; got "
                 f"val_fraction={val_fraction!r}, test_fraction={test_fraction!r}."
             )
-        if subset is not None and subset < 2 * self.num_classes:
-            raise ValueError(
-                f"subset must be at least {2 * self.num_classes} images; got {subset!r}."
-            )
-        if image_size is not None and image_size < 4:
-            raise ValueError(f"image_size must be at least 4; got {image_size!r}.")
+        if subset is not None:
+            # At least two images per class, so that every split can be stratified.
+            check_int("subset", subset, minimum=2 * self.num_classes)
+        if image_size is not None:
+            check_int("image_size", image_size, minimum=4)
         self.dataset = dataset
         self.val_fraction = float(val_fraction)
         self.test_fraction = float(test_fraction)

@@ -10,6 +10,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.trial_outcome import NonFiniteError
 
 
@@ -103,30 +105,23 @@ class ChildModule(pl.LightningModule):
         super().__init__()
         if not isinstance(network, nn.Module):
             raise ValueError(f"network must be a torch.nn.Module; got {type(network).__name__}.")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2; got {num_classes!r}.")
+        check_int("num_classes", num_classes, minimum=2)
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}; got {optimizer!r}.")
         if scheduler not in _SCHEDULERS:
             raise ValueError(f"scheduler must be one of {_SCHEDULERS}; got {scheduler!r}.")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive; got {lr!r}.")
-        if not 0 <= lr_min <= lr:
-            raise ValueError(f"lr_min must be in [0, lr]; got {lr_min!r}.")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}.")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be non-negative; got {weight_decay!r}.")
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}.")
-        if aux_weight < 0:
-            raise ValueError(f"aux_weight must be non-negative; got {aux_weight!r}.")
-        if not 0 <= drop_path_prob < 1:
-            raise ValueError(f"drop_path_prob must be in [0, 1); got {drop_path_prob!r}.")
-        if finite_check_interval < 1:
-            raise ValueError(
-                f"finite_check_interval must be positive; got {finite_check_interval!r}."
-            )
+        check_number("lr", lr, minimum=0.0, min_inclusive=False)
+        check_number("lr_min", lr_min, minimum=0.0, maximum=lr)
+        check_number("momentum", momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_number("weight_decay", weight_decay, minimum=0.0)
+        check_number(
+            "label_smoothing", label_smoothing, minimum=0.0, maximum=1.0, max_inclusive=False
+        )
+        check_number("aux_weight", aux_weight, minimum=0.0)
+        check_number(
+            "drop_path_prob", drop_path_prob, minimum=0.0, maximum=1.0, max_inclusive=False
+        )
+        check_int("finite_check_interval", finite_check_interval, minimum=1)
         # The network is a module argument, not a hyperparameter: keep it out of hparams.yaml.
         self.save_hyperparameters(ignore=["network"])
         self.network = network

@@ -18,6 +18,8 @@ from optuna_integration import PyTorchLightningPruningCallback
 import torch
 from torch import nn
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_seed
 from optuna_nas.search_spaces import SearchSpace
 from optuna_nas.training._callbacks import LearningCurveCallback
 from optuna_nas.training._ddp import DDPWorkerCallback
@@ -203,8 +205,9 @@ class NASObjective:
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be a SearchSpace; got {type(space).__name__}.")
-        if not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ValueError(f"max_epochs must be a positive int; got {max_epochs!r}.")
+        check_int("max_epochs", max_epochs, minimum=1)
+        check_int("latency_repeats", latency_repeats, minimum=1)
+        check_seed(seed, allow_none=False)
         missing = [
             a for a in ("num_classes", "in_channels", "image_size") if not hasattr(datamodule, a)
         ]

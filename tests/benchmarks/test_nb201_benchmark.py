@@ -218,9 +218,9 @@ def test_a_resumed_study_with_other_operations_raises(tiny: NB201Benchmark) -> N
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"noise_std": -1.0}, "noise_std must be finite and >= 0, got -1.0"),
+        ({"noise_std": -1.0}, r"noise_std must be a finite number in \[0.0, inf\), got -1.0"),
         ({"noise_std": float("inf")}, "noise_std"),
-        ({"seed": -3}, "seed must be a non-negative integer, got -3"),
+        ({"seed": -3}, r"seed must be an int in \[0, 4294967295\], got -3"),
         ({"seed": 1.5}, "seed"),
         ({"space": object()}, "space must be a NASBench201SearchSpace"),
     ],

@@ -237,7 +237,7 @@ def test_objective_fails_cells_outside_nb301(bench: NB301Benchmark) -> None:
 
 
 def test_objective_validates(bench: NB301Benchmark) -> None:
-    with pytest.raises(ValueError, match="max_epochs must be an int in 1..98, got 99"):
+    with pytest.raises(ValueError, match=r"max_epochs must be an int in \[1, 98\], got 99"):
         bench.objective(max_epochs=99)
     with pytest.raises(ValueError, match="space must be a DARTS space with 4 nodes"):
         bench.objective(space=DartsSearchSpace(num_nodes=5))
