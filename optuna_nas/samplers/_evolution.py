@@ -14,12 +14,10 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
-from optuna.samplers import RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_nas._optuna_compat import LazyRandomState
 from optuna_nas._optuna_compat import SearchSpaceTransform
 from optuna_nas._optuna_compat import calc_crowding_distance
 from optuna_nas._optuna_compat import distribution_contains
@@ -29,6 +27,9 @@ from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_seed
 from optuna_nas.samplers._base import DefineByRunSampler
+from optuna_nas.samplers._randomness import entropy_seed
+from optuna_nas.samplers._randomness import sample_uniform
+from optuna_nas.samplers._randomness import trial_random_state
 
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ USER_ATTR_PARENT = "evolution:parent"
 USER_ATTR_MUTATED = "evolution:mutated"
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# Purpose of the random stream that picks a trial's parent and mutation (a tuple, so that it
+# never equals a parameter name, the purpose of a random parameter's stream).
+_PLAN_STREAM = ("RegularizedEvolutionSampler", "plan")
 # Numeric mutations redraw until the value differs; after this many draws (only reachable on
 # tiny int ranges) they fall back to a uniform draw among the other values.
 _MAX_NUMERIC_REDRAWS = 16
@@ -77,9 +81,10 @@ class _Plan:
 class _StudyCache:
     """Per-study memory. Everything here can be rebuilt from storage.
 
-    ``seen`` holds the parameter assignments of finished trials (and of children planned in this
-    process), updated incrementally: ``n_scanned`` trials were visited, ``pending`` lists those
-    among them that were still unfinished, so each call costs O(new + unfinished trials).
+    ``seen`` holds the parameter assignments of finished trials, updated incrementally:
+    ``n_scanned`` trials were visited, ``pending`` lists those among them that were still
+    unfinished, so each call costs O(new + unfinished trials). It holds nothing that only this
+    process knows, so a new sampler object rebuilds the same set.
     """
 
     storage: BaseStorage
@@ -143,7 +148,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
       first parameter and are written to the trial's storage, so lineage survives restarts and
       is visible in optuna-dashboard (see *Lineage* below).
     - With ``skip_duplicates`` (default), a child whose parameters equal those of an already
-      finished trial (or of a child planned earlier by this process) is mutated again, up to
+      finished trial (or of a child planned for a trial still running) is mutated again, up to
       ``max_duplicate_retries`` times: on a deterministic objective re-evaluating it would waste
       the trial. The first retries mutate the parent afresh; the later ones mutate the previous
       duplicate once more, so a parent whose whole neighbourhood was seen still yields a new
@@ -188,7 +193,11 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
     **Distributed and resumed studies.** The sampler keeps no state that only lives in memory:
     the population is read from the study's trials, and the in-memory caches (seen parameter
     sets, the current trials' plans) are rebuilt from storage when missing. Several threads,
-    processes or new sampler objects on one storage continue the same evolution.
+    processes or new sampler objects on one storage continue the same evolution. Every random
+    draw of a trial (warm-up values, tournament, mutation) comes from a generator seeded with
+    ``(seed, trial number, purpose)``, never from a stream that a process advances: workers given
+    the same ``seed`` do not repeat each other, and a sequential study stopped and resumed with a
+    new sampler object suggests exactly what an uninterrupted run would.
 
     Example:
         .. code-block:: python
@@ -223,7 +232,8 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             relative to the (log-)range width; ``None`` redraws uniformly.
         constraints_func: Optional function of a finished trial returning constraint values,
             feasible when all are ``<= 0`` (Optuna's convention).
-        seed: Seed for the random number generators.
+        seed: Seed of all sampling. :obj:`None` draws one from OS entropy (then runs are not
+            reproducible, and unseeded workers differ).
 
     Raises:
         ValueError: An argument is out of range; the message names it.
@@ -255,10 +265,9 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
                 f"constraints_func must be callable or None, got {constraints_func!r}."
             )
         self._constraints_func = constraints_func
-        self._random_sampler = RandomSampler(seed=seed)
-        # A stream of its own, so the evolution's draws do not mirror the random sampler's.
-        evo_seed = None if seed is None else int(np.random.SeedSequence(seed).generate_state(1)[0])
-        self._rng = LazyRandomState(evo_seed)
+        self._seeded = seed is not None
+        # Every trial's draws are seeded with (this, trial number, purpose); see _randomness.
+        self._seed = int(seed) if seed is not None else entropy_seed()
         self._init_transient()
 
     _TRANSIENT = ("_caches",)
@@ -267,8 +276,15 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         self._caches: dict[tuple[int, int], _StudyCache] = {}
 
     def reseed_rng(self) -> None:
-        self._rng.rng.seed()
-        self._random_sampler.reseed_rng()
+        """Draw a new seed from OS entropy if the sampler was created without a seed.
+
+        Optuna calls this in every thread of ``optimize(n_jobs>1)`` so that copies of one
+        sampler do not repeat each other. Draws are keyed by trial number, which threads never
+        share, so a seeded sampler keeps its seed (and its resumed runs stay reproducible); an
+        unseeded one changes its future draws.
+        """
+        if not self._seeded:
+            self._seed = entropy_seed()
 
     # ------------------------------------------------------------------ BaseSampler API
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -284,7 +300,8 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             value = _fit(plan.params[name], dist)
             if value is not None:
                 return value[0]
-        return self._random_sampler.sample_independent(study, trial, name, dist)
+        # Keyed by the name: the value does not depend on the order of the trial's suggestions.
+        return sample_uniform(dist, trial_random_state(self._seed, trial.number, name))
 
     def _forget_trial(self, study: Study, trial: FrozenTrial) -> None:
         cache = self._cache(study)
@@ -311,7 +328,8 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
                 # Planned before by another sampler object (or this one before a restart)?
                 plan = self._plan_from_storage(trial, trials)
             if plan is None:
-                plan = self._new_plan(study, trials, cache)
+                rng = trial_random_state(self._seed, trial.number, _PLAN_STREAM)
+                plan = self._new_plan(study, trials, cache, rng)
                 self._record(study, trial, plan)
             cache.started.add(trial._trial_id)
             cache.plans[trial._trial_id] = plan
@@ -329,26 +347,52 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         params.update(system_attrs.get(MUTATION_KEY, {}))
         return _Plan(parent=parent_number, params=params)
 
-    def _new_plan(self, study: Study, trials: list[FrozenTrial], cache: _StudyCache) -> _Plan:
+    def _new_plan(
+        self,
+        study: Study,
+        trials: list[FrozenTrial],
+        cache: _StudyCache,
+        rng: np.random.RandomState,
+    ) -> _Plan:
         population = self._population(study, trials, cache)
         if len(population) < self._settings.population_size:
             return _Plan(parent=None, params={})
-        parent = self._select_parent(study, population)
+        parent = self._select_parent(study, population, rng)
+        params = self._mutate(parent.params, parent.distributions, rng)
         if self._settings.skip_duplicates:
             self._update_seen(cache, trials)
-        params = self._mutate(parent.params, parent.distributions)
-        if self._settings.skip_duplicates:
+            in_flight = self._in_flight_keys(cache, trials)
             # The first half of the retries restart from the parent, the rest walk further.
             fresh = (self._settings.max_duplicate_retries + 1) // 2
             for attempt in range(self._settings.max_duplicate_retries):
-                if _params_key(params) not in cache.seen:
+                key = _params_key(params)
+                if key not in cache.seen and key not in in_flight:
                     break
                 if attempt < fresh:
-                    params = self._mutate(parent.params, parent.distributions)
+                    params = self._mutate(parent.params, parent.distributions, rng)
                 else:
-                    params = self._mutate(params, _merge_distributions(parent, params))
-            cache.seen.add(_params_key(params))
+                    params = self._mutate(params, _merge_distributions(parent, params), rng)
         return _Plan(parent=parent.number, params=params)
+
+    def _in_flight_keys(self, cache: _StudyCache, trials: list[FrozenTrial]) -> set[int]:
+        """Parameter keys of the children planned for unfinished trials, of any worker.
+
+        Read from the plans of this process and from the lineage attributes of the other
+        running trials, so parallel workers avoid each other's children while a sequential
+        study (where no other trial runs) plans the same whichever process resumes it.
+        """
+        keys = {_params_key(plan.params) for plan in cache.plans.values()}
+        planned_here = set(cache.plans)
+        for i in cache.pending:
+            other = trials[i] if i < len(trials) else None
+            if other is None or other.state != TrialState.RUNNING:
+                continue
+            if other._trial_id in planned_here:
+                continue
+            plan = self._plan_from_storage(other, trials)
+            if plan is not None and plan.parent is not None:
+                keys.add(_params_key(plan.params))
+        return keys
 
     def _record(self, study: Study, trial: FrozenTrial, plan: _Plan) -> None:
         storage = study._storage
@@ -405,10 +449,13 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         cache.n_scanned = len(trials)
 
     def _select_parent(
-        self, study: Study, population: list[tuple[FrozenTrial, _Fitness]]
+        self,
+        study: Study,
+        population: list[tuple[FrozenTrial, _Fitness]],
+        rng: np.random.RandomState,
     ) -> FrozenTrial:
         size = self._settings.sample_size
-        sample = self._rng.rng.choice(len(population), size=size, replace=False)
+        sample = rng.choice(len(population), size=size, replace=False)
         sample = sample.tolist()
         if len(study.directions) == 1:
             # Feasible first, then the smallest violation, then the best value: the order of
@@ -435,9 +482,11 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
 
     # ------------------------------------------------------------------ mutation
     def _mutate(
-        self, params: Mapping[str, Any], distributions: Mapping[str, BaseDistribution]
+        self,
+        params: Mapping[str, Any],
+        distributions: Mapping[str, BaseDistribution],
+        rng: np.random.RandomState,
     ) -> dict[str, Any]:
-        rng = self._rng.rng
         names = sorted(n for n in params if n in distributions and not distributions[n].single())
         if not names:
             return dict(params)
@@ -453,11 +502,12 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
                 child.update(space.to_params(arch))
                 return child
         child = dict(params)
-        child[name] = self._mutate_value(params[name], distributions[name])
+        child[name] = self._mutate_value(params[name], distributions[name], rng)
         return child
 
-    def _mutate_value(self, value: Any, distribution: BaseDistribution) -> Any:
-        rng = self._rng.rng
+    def _mutate_value(
+        self, value: Any, distribution: BaseDistribution, rng: np.random.RandomState
+    ) -> Any:
         if isinstance(distribution, CategoricalDistribution):
             index = distribution.to_internal_repr(value)
             others = [c for i, c in enumerate(distribution.choices) if i != index]

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 import math
-import secrets
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -15,7 +14,6 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import IntDistribution
 from optuna.samplers import BaseSampler
-from optuna.samplers import RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -24,12 +22,15 @@ from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_seed
 from optuna_nas.samplers._base import DefineByRunSampler
+from optuna_nas.samplers._randomness import entropy_seed
+from optuna_nas.samplers._randomness import sample_uniform
+from optuna_nas.samplers._randomness import trial_generator
+from optuna_nas.samplers._randomness import trial_random_state
 from optuna_nas.samplers._rnn_policy import ControllerPolicy
 from optuna_nas.samplers._rnn_policy import Cursor
 from optuna_nas.samplers._rnn_policy import PolicySettings
 from optuna_nas.samplers._rnn_policy import SequenceTrie
 from optuna_nas.samplers._rnn_policy import Step
-from optuna_nas.samplers._rnn_policy import derive_seed
 from optuna_nas.samplers._rnn_policy import single_threaded
 
 
@@ -110,11 +111,13 @@ class RNNControllerSampler(DefineByRunSampler):
     speed nor its results. A new sampler object replays the whole history once, one update per
     ``batch_size`` trials (timings in ``README.md``). Threads (``n_jobs``) share the controller
     under a lock; processes sharing a storage each keep their own copy trained on the same trials.
+    Workers given the same ``seed`` do not repeat each other, since no two trials share a number.
 
     **Other parameters.** Floats, and integers with more than ``max_int_choices`` values, are
-    sampled by ``independent_sampler``. By default that is
-    :class:`~optuna.samplers.RandomSampler`, seeded from ``(seed, trial number, parameter
-    name)`` so that resumed runs reproduce these values too (a seeded TPE would not).
+    sampled by ``independent_sampler``. By default they are drawn as
+    :class:`~optuna.samplers.RandomSampler` draws them, from a generator seeded with ``(seed,
+    trial number, parameter name)``, so that resumed runs reproduce these values too (a seeded
+    TPE would not).
 
     **Multi-objective studies** need ``reward_fn``, a scalarization of the trial's values such
     as :meth:`mnasnet_reward`; without it sampling raises :class:`ValueError`.
@@ -232,7 +235,10 @@ class RNNControllerSampler(DefineByRunSampler):
                 f"got {independent_sampler!r}."
             )
 
-        self._seed = int(seed) if seed is not None else secrets.randbits(32)
+        self._seed = int(seed) if seed is not None else entropy_seed()
+        self._seeded = seed is not None
+        # Seeds every trial's draws with the trial number; only reseed_rng changes it.
+        self._sampling_seed = self._seed
         self._policy_settings = PolicySettings(
             seed=self._seed,
             hidden_size=hidden_size,
@@ -278,14 +284,23 @@ class RNNControllerSampler(DefineByRunSampler):
 
     # ------------------------------------------------------------------ BaseSampler API
     def reseed_rng(self) -> None:
-        # Controller samples come from (seed, trial number), which threads never share.
+        """Draw a new sampling seed from OS entropy if the sampler was created without a seed.
+
+        Optuna calls this in every thread of ``optimize(n_jobs>1)`` so that copies of one
+        sampler do not repeat each other. Draws are keyed by trial number, which threads
+        never share, so a seeded sampler keeps its seed (and its resumed runs stay
+        reproducible); an unseeded one changes its future draws. The controller's initial
+        weights never change.
+        """
+        if not self._seeded:
+            self._sampling_seed = entropy_seed()
         if self._independent_sampler is not None:
             self._independent_sampler.reseed_rng()
 
     def _sample(self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution) -> Any:
         encoded = self._encode(name, dist)
         if encoded is None:
-            return self._fallback_sampler(trial, name).sample_independent(study, trial, name, dist)
+            return self._sample_fallback(study, trial, name, dist)
         key, size = encoded
         new_trial = False
         baseline: float | None = None
@@ -294,7 +309,7 @@ class RNNControllerSampler(DefineByRunSampler):
             in_flight = self._in_flight.get(trial._trial_id)
             if in_flight is None:
                 self._catch_up(study)
-                rng = np.random.Generator(np.random.PCG64([self._seed, trial.number]))
+                rng = trial_generator(self._sampling_seed, trial.number)
                 in_flight = _InFlight(self._policy.new_cursor(), rng, set())
                 if self._skip_duplicates:
                     in_flight.plan = self._draw_plan(rng)
@@ -490,11 +505,13 @@ class RNNControllerSampler(DefineByRunSampler):
         uniforms = rng.random((self._max_duplicate_retries + 1, self._seen_depth))
         return self._policy.draw_unseen(self._seen, uniforms)
 
-    def _fallback_sampler(self, trial: FrozenTrial, param_name: str) -> BaseSampler:
-        """The sampler of a float or wide int: ``independent_sampler``, or a seeded random one."""
+    def _sample_fallback(
+        self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution
+    ) -> Any:
+        """A float or wide int: from ``independent_sampler``, else uniform from the trial's key."""
         if self._independent_sampler is not None:
-            return self._independent_sampler
-        return RandomSampler(seed=derive_seed(self._seed, trial.number, param_name) % 2**32)
+            return self._independent_sampler.sample_independent(study, trial, name, dist)
+        return sample_uniform(dist, trial_random_state(self._sampling_seed, trial.number, name))
 
 
 def _follow_plan(in_flight: _InFlight, key: str, index: int) -> None:

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 import contextlib
 from dataclasses import dataclass
 from dataclasses import field
-import hashlib
 import math
 
 import numpy as np
 import torch
 from torch import nn
+
+from optuna_nas.samplers._randomness import derive_seed
 
 
 # Uniform init range of every controller weight, as in ENAS (Zoph & Le use 0.08).
@@ -29,12 +30,6 @@ _MAX_GRAD_NORM = 5.0
 # Normalized advantages are clipped to this magnitude so that one outlier reward (a cell that
 # does not train at all) cannot dominate an update.
 _MAX_ADVANTAGE = 5.0
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed from ``parts``, identical in every process (unlike ``hash``)."""
-    digest = hashlib.sha256(repr(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 @contextlib.contextmanager

@@ -55,6 +55,19 @@ def test_sampler_overhead_quick() -> None:
     assert len(rows) == 1 and "| sqlite | 100 |" in result.stdout
 
 
+@pytest.mark.slow
+def test_sampler_storage_cost_quick() -> None:
+    result = _run([str(SCRIPTS / "sampler_storage_cost.py"), "--quick"])
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    body = rows[1:]  # after the header (the separator line starts with "|---")
+    labels = ("Random", "TPE", "RegularizedEvolution", "RNNController")
+    assert sorted((r[0], r[2]) for r in body) == sorted(
+        (f"| {storage}", label) for storage in ("memory", "sqlite") for label in labels
+    )
+    assert all(r[4] == "1.0" for r in body if r[2] == "Random")  # the ratio's baseline
+
+
 def _load_compare() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "compare_samplers", SCRIPTS / "compare_samplers.py"
