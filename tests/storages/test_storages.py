@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 import time
+from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
@@ -22,6 +23,12 @@ from optuna_nas.storages import create_storage
 from optuna_nas.storages import retried_trial_number
 
 
+def _callback(storage: BaseStorage) -> Any:
+    """The storage's stale-trial callback (the getter was renamed in Optuna 4.9)."""
+    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    return getter() if getter is not None else storage.get_failed_trial_callback()  # type: ignore[attr-defined]
+
+
 def _sqlite(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'nas.db'}"
 
@@ -31,7 +38,7 @@ def test_sqlite_gets_the_heartbeat_by_default(tmp_path: Path) -> None:
     assert isinstance(storage, RDBStorage)
     assert storage.get_heartbeat_interval() == DEFAULT_HEARTBEAT_INTERVAL == 60
     assert storage.grace_period == DEFAULT_GRACE_PERIOD == 120
-    assert storage.get_heartbeat_stale_trial_callback() is not None
+    assert _callback(storage) is not None
     study = optuna.create_study(storage=storage)
     assert optuna.storages._heartbeat.is_heartbeat_enabled(study._storage)
 
@@ -173,7 +180,7 @@ def _stale_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 def test_stale_callback_reruns_without_the_fail_reason(tmp_path: Path, max_retry: int) -> None:
     storage = create_storage(_sqlite(tmp_path), max_retry=max_retry)
     assert isinstance(storage, RDBStorage)
-    callback = storage.get_heartbeat_stale_trial_callback()
+    callback = _callback(storage)
     assert callback is not None
     study = optuna.create_study(storage=storage)
     stale = _stale_trial(study)
@@ -208,7 +215,7 @@ def test_retried_trial_number_of_a_live_trial(tmp_path: Path) -> None:
     assert isinstance(storage, RDBStorage)
     study = optuna.create_study(storage=storage)
     _stale_trial(study)
-    callback = storage.get_heartbeat_stale_trial_callback()
+    callback = _callback(storage)
     assert callback is not None
     callback(study, study.trials[0])
     trial = study.ask()  # pops the waiting re-run
