@@ -91,12 +91,14 @@ def create_storage(
     Args:
         storage: A storage URL (see the module docstring) or an Optuna storage object, which is
             returned unchanged (configure its heartbeat yourself).
-        heartbeat_interval: Seconds between heartbeats of a running trial, for RDB storages;
-            ``None`` turns the heartbeat (and so the detection of killed workers) off.
+        heartbeat_interval: Seconds between heartbeats of a running trial, for RDB storages
+            (journal and gRPC storages have no heartbeat in Optuna: the three heartbeat
+            arguments are checked but not used there); ``None`` turns the heartbeat (and so
+            the detection of killed workers) off.
         grace_period: Seconds without a heartbeat after which a running trial is failed as
-            stale; default ``2 * heartbeat_interval``. Make it longer than any pause of a
-            healthy worker (e.g. a long data loading step in the main thread does not stop
-            the heartbeat thread, but a frozen machine does).
+            stale; default ``2 * heartbeat_interval``; it must be longer than the interval.
+            Make it longer than any pause of a healthy worker (e.g. a long data loading step
+            in the main thread does not stop the heartbeat thread, but a frozen machine does).
         max_retry: How many times a stale trial is queued again with the same parameters
             (0: never).
 
@@ -104,32 +106,38 @@ def create_storage(
         The storage.
 
     Raises:
-        ValueError: On a bad argument, or a URL Optuna cannot open (the message names it).
+        ValueError: On a bad argument, or a URL Optuna cannot open: malformed, an unknown
+            dialect, a missing database driver (the one-line message names the URL).
+        sqlalchemy.exc.OperationalError: A well-formed database URL whose database cannot be
+            reached (a server down, a missing folder of a SQLite file), as Optuna raises it.
     """
     if heartbeat_interval is not None:
         check_int("heartbeat_interval", heartbeat_interval, minimum=1)
     if grace_period is not None:
         check_int("grace_period", grace_period, minimum=1)
+        if heartbeat_interval is None:
+            raise ValueError(
+                f"grace_period={grace_period!r} needs a heartbeat, but heartbeat_interval is None."
+            )
+        if grace_period <= heartbeat_interval:
+            raise ValueError(
+                f"grace_period must be longer than heartbeat_interval={heartbeat_interval!r} "
+                f"(or every running trial looks stale), got {grace_period!r}."
+            )
     check_int("max_retry", max_retry, minimum=0)
     if isinstance(storage, BaseStorage):
         return storage
-    if not isinstance(storage, str) or not storage:
+    if not isinstance(storage, str) or not storage.strip():
         raise ValueError(f"storage must be a storage URL or an Optuna storage, got {storage!r}")
+    if storage != storage.strip() or any(not c.isprintable() for c in storage):
+        raise ValueError(f"storage {storage!r}: the URL has surrounding blanks or control chars")
 
-    if storage.startswith("journal:") or storage.endswith(_JOURNAL_SUFFIXES):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path = storage.removeprefix("journal:")
-        return JournalStorage(JournalFileBackend(path))
-    if storage.startswith("grpc://"):
-        from optuna.storages import GrpcStorageProxy
-
-        host, _, port = storage.removeprefix("grpc://").rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"storage {storage!r}: expected grpc://HOST:PORT")
-        return GrpcStorageProxy(host=host, port=int(port))
-    if "://" not in storage:
+    scheme, separator, _ = storage.partition("://")
+    if storage.startswith("journal:") or (not separator and storage.endswith(_JOURNAL_SUFFIXES)):
+        return _open_journal(storage, storage.removeprefix("journal:"))
+    if scheme == "grpc" and separator:
+        return _open_grpc(storage)
+    if not separator or not scheme:
         raise ValueError(
             f"storage {storage!r} is not a storage URL: expected e.g. sqlite:///nas.db, "
             "postgresql://user@host/db, a journal file ending in .log, or grpc://host:port"
@@ -159,9 +167,34 @@ def retried_trial_number(trial: FrozenTrial | optuna.Trial) -> int | None:
     return None if number is None else int(number)
 
 
+def _open_journal(url: str, path: str) -> BaseStorage:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path:
+        raise ValueError(f"storage {url!r}: expected journal:PATH with a file path")
+    try:
+        return JournalStorage(JournalFileBackend(path))
+    except OSError as error:
+        raise ValueError(f"Cannot open storage {url!r}: {_one_line(error)}") from error
+
+
+def _open_grpc(url: str) -> BaseStorage:
+    from optuna.storages import GrpcStorageProxy
+
+    host, _, port = url.removeprefix("grpc://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"storage {url!r}: expected grpc://HOST:PORT")
+    try:
+        return GrpcStorageProxy(host=host, port=int(port))
+    except ImportError as error:  # grpcio is an optional dependency of Optuna
+        raise ValueError(f"Cannot open storage {url!r}: {_one_line(error)}") from error
+
+
 def _open_rdb(url: str, heartbeat: dict[str, Any]) -> BaseStorage:
     # Several workers starting on an empty database race to create the schema (PostgreSQL
     # raises DuplicateTable / a unique violation on its catalog); the loser only has to retry.
+    from sqlalchemy.exc import ArgumentError
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.exc import ProgrammingError
 
@@ -175,7 +208,12 @@ def _open_rdb(url: str, heartbeat: dict[str, Any]) -> BaseStorage:
             if attempt + 1 == _SCHEMA_RACE_ATTEMPTS or not _is_schema_race(error):
                 raise
             time.sleep(0.2 * (attempt + 1))
-        except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as error:
+        except (
+            ValueError,
+            ImportError,
+            ArgumentError,  # no such dialect (foo://), an unparsable URL
+            optuna.exceptions.StorageInternalError,
+        ) as error:
             raise ValueError(f"Cannot open storage {url!r}: {_one_line(error)}") from error
     raise AssertionError("unreachable")
 

@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 
 from _common import CHECKOUT_DATA_DIR  # benchmarks/ is on pyproject's pythonpath
+from postgres import postgres_db_url  # noqa: F401  (PostgreSQL fixtures, tests/helpers/)
+from postgres import postgres_server  # noqa: F401
+from postgres import postgres_url  # noqa: F401
 import pytest
 
 from optuna_nas.benchmarks import DATA_ENV_VAR

@@ -106,3 +106,13 @@ def test_strategy_specs() -> None:
     assert compare.strategy_label("tpe:multivariate=True") == "TPE(multivariate=True)"
     with pytest.raises(ValueError, match="Unknown strategy 'cmaes'"):
         compare.parse_strategy("cmaes")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_scale_out_quick(postgres_url: str) -> None:
+    # postgres_url: skips without PostgreSQL's binaries (the script starts its own server).
+    result = _run([str(SCRIPTS / "scale_out.py"), "--quick", "--samplers", "random", "evolution"])
+    assert result.returncode == 0, result.stderr
+    assert "| Random | " in result.stdout and "| RegularizedEvolution | " in result.stdout
+    assert "(a) Trials per hour" in result.stdout and "(b) Distinct" in result.stdout
