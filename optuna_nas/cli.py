@@ -634,35 +634,38 @@ def _cpu_count() -> int:
 
 
 def _worker_slots(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
-    """``(label, environment changes)`` of each worker process."""
+    """``(label, environment changes)`` of each worker process.
+
+    ``--devices`` lists CUDA device indices as this process sees them (``cuda:0``, ...); each
+    worker gets the matching entry of this process's ``CUDA_VISIBLE_DEVICES`` (if set) as its
+    only visible device. The ``_threads`` entry is the worker's ``--threads``, not a variable.
+    """
     spec = args.devices.strip().lower()
-    if spec == "cpu":
-        cuda: list[str] = []
-    elif spec == "all":
-        cuda = _visible_cuda_devices()
+    if spec in ("cpu", "all"):
+        visible = [] if spec == "cpu" else _visible_cuda_devices()
+        indices = list(range(len(visible)))
     else:
-        cuda = [d.strip() for d in args.devices.split(",") if d.strip()]
-        if not cuda or len(set(cuda)) != len(cuda):
+        parts = [d.strip() for d in spec.split(",")]
+        if not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
             raise CLIError(f"--devices {args.devices!r}: expected e.g. 0,1 or all or cpu")
         visible = _visible_cuda_devices()
+        indices = [int(p) for p in parts]
         if not visible:
             raise CLIError(
                 f"--devices {args.devices}: no CUDA device is visible here; use "
-                "--devices cpu --workers N for CPU workers"
+                "--devices cpu (or all) for --workers CPU processes"
             )
-        unknown = [
-            d for d in cuda if d not in visible and not (d.isdigit() and int(d) < len(visible))
-        ]
-        if unknown:
+        missing = [i for i in indices if i >= len(visible)]
+        if missing:
             raise CLIError(
-                f"--devices {args.devices}: no CUDA device {unknown}; visible: {visible}"
+                f"--devices {args.devices}: no CUDA device {missing}; this machine has "
+                f"{len(visible)} (0 to {len(visible) - 1})"
             )
-        cuda = [visible[int(d)] if d.isdigit() and d not in visible else d for d in cuda]
-    if cuda:
-        threads = args.threads or max(1, _cpu_count() // len(cuda))
+    if indices:
+        threads = args.threads or max(1, _cpu_count() // len(indices))
         return [
-            (f"cuda:{device}", {"CUDA_VISIBLE_DEVICES": device, "_threads": str(threads)})
-            for device in cuda
+            (f"cuda:{i}", {"CUDA_VISIBLE_DEVICES": visible[i], "_threads": str(threads)})
+            for i in indices
         ]
     threads = args.threads or max(1, _cpu_count() // args.workers)
     return [
@@ -689,10 +692,12 @@ def _demo_argv(args: argparse.Namespace, **overrides: Any) -> list[str]:
     return argv
 
 
-def _pump(stream: Any, prefix: str, out: Any, lock: threading.Lock) -> None:
+def _pump(stream: Any, prefix: str, out: Any, lock: Any) -> None:
+    """Copy a worker's output to ``out``, each line prefixed with the worker's device."""
     for line in iter(stream.readline, ""):
+        text = line.rstrip("\n")
         with lock:
-            out.write(f"{prefix}{line if line.endswith(chr(10)) else line + chr(10)}")
+            out.write(f"{prefix}{text}\n")
             out.flush()
     stream.close()
 
@@ -710,7 +715,8 @@ def _run_worker(args: argparse.Namespace) -> int:
     n_before = len(study.trials)
     host = socket.gethostname()
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out, err, lock = sys.stdout, sys.stderr, threading.Lock()
+    # Reentrant: the signal handler prints from the main thread, which may hold it.
+    out, err, lock = sys.stdout, sys.stderr, threading.RLock()
     procs: dict[str, subprocess.Popen[str]] = {}
     pumps: list[threading.Thread] = []
     start = time.perf_counter()

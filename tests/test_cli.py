@@ -211,7 +211,10 @@ def test_dashboard_passes_storage_host_and_port(
     storage = _storage(tmp_path, "dash.db")
     optuna.create_study(storage=storage)
     assert cli.main(["dashboard", "--storage", storage, "--port", "8123"]) == 0
-    assert calls == [(storage, "127.0.0.1", 8123, None)]  # no artifact folder yet
+    # The storage opened by create_storage (one-line errors), without a heartbeat: read only.
+    ((opened, *served),) = calls
+    assert opened.url == storage and opened.heartbeat_interval is None
+    assert served == ["127.0.0.1", 8123, None]  # no artifact folder yet
     os.makedirs(tmp_path / "art")
     assert cli.main(["dashboard", "--storage", storage, "--artifact-dir", "art"]) == 0
     assert calls[-1][3] is not None
@@ -525,3 +528,45 @@ def test_a_terminated_demo_trial_is_resumed_by_the_next_run(tmp_path: Any) -> No
     assert len(rerun.user_attrs["val_acc_curve"]) == epochs
     assert sorted(rerun.intermediate_values) == list(range(epochs))
     assert os.listdir(folder) == []
+
+
+def test_worker_devices_map_to_one_visible_device_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--devices`` are this process's CUDA indices; each worker sees only its own device,
+    through this process's CUDA_VISIBLE_DEVICES; CPU workers share the CPUs."""
+    parser = cli.build_parser()
+
+    def slots(*argv: str) -> list[tuple[str, dict[str, str]]]:
+        return cli._worker_slots(parser.parse_args(["worker", *argv]))
+
+    monkeypatch.setattr(cli, "_visible_cuda_devices", lambda: ["2", "5", "7"])
+    monkeypatch.setattr(cli, "_cpu_count", lambda: 12)
+    assert slots("--devices", "0,2") == [
+        ("cuda:0", {"CUDA_VISIBLE_DEVICES": "2", "_threads": "6"}),
+        ("cuda:2", {"CUDA_VISIBLE_DEVICES": "7", "_threads": "6"}),
+    ]
+    assert [label for label, _ in slots()] == ["cuda:0", "cuda:1", "cuda:2"]  # all
+    assert slots("--devices", "cpu", "--workers", "3", "--threads", "2") == [
+        (f"cpu:{i}", {"CUDA_VISIBLE_DEVICES": "", "_threads": "2"}) for i in range(3)
+    ]
+    for bad, message in (("0,0", "expected"), ("gpu1", "expected"), ("3", "no CUDA device")):
+        with pytest.raises(cli.CLIError, match=message):
+            slots("--devices", bad)
+
+    # Without CUDA: `all` means --workers CPU processes, an equal share of threads each.
+    monkeypatch.setattr(cli, "_visible_cuda_devices", lambda: [])
+    assert slots("--workers", "4") == [
+        (f"cpu:{i}", {"CUDA_VISIBLE_DEVICES": "", "_threads": "3"}) for i in range(4)
+    ]
+    with pytest.raises(cli.CLIError, match="no CUDA device is visible"):
+        slots("--devices", "0")
+
+
+def test_worker_runs_the_demo_with_the_same_arguments() -> None:
+    args = cli.build_parser().parse_args(
+        ["worker", "--n-trials", "7", "--seed", "3", "--heartbeat-interval", "0", *TINY]
+    )
+    argv = cli._demo_argv(args, total_trials=7, threads="2")
+    again = cli.build_parser().parse_args(argv)
+    assert again.command == "demo" and again.total_trials == 7 and again.threads == 2
+    shared = set(vars(again)) - {"command", "n_trials", "total_trials", "threads"}
+    assert {k: getattr(again, k) for k in shared} == {k: getattr(args, k) for k in shared}

@@ -174,7 +174,8 @@ class NASObjective:
         compile_kwargs: Arguments of ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
         measure_latency: Record ``latency_ms``.
         latency_repeats: Timed forward passes for ``latency_ms`` (after 3 warm-up passes).
-        seed: Base seed; trial ``n`` trains with seed ``seed + n``.
+        seed: Base seed; trial ``n`` trains with seed ``seed + n`` (a heartbeat re-run of trial
+            ``n`` too).
         prune: Report each epoch to the trial so the study's pruner can stop it.
         csv_log_dir: Write each trial's metrics with a ``CSVLogger`` under
             ``csv_log_dir/<study name>/trial_<number>``.
