@@ -28,6 +28,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 from typing import Any
+import zlib
 
 
 if TYPE_CHECKING:
@@ -131,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
             "the workers start. Each line a worker prints is prefixed with its device. Ctrl+C "
             "(or SIGTERM) is forwarded to the workers, which end their running trials as FAIL "
             "(fail_reason 'interrupted'); the exit status is then 130, and non-zero if any "
-            "worker failed (its exit status is reported while the others go on)."
+            "worker failed (its exit status is reported while the others go on). Each "
+            "worker's sampler is seeded from --seed and its host and device (so the workers "
+            "propose different cells); trial n still trains with seed --seed + n."
         ),
         epilog=(
             "Several machines: run the same command on each machine with one storage URL that "
@@ -509,6 +512,73 @@ class _StopAtTotal:
             study.stop()
 
 
+class _GracefulInterrupt:
+    """The demo's Ctrl+C: the first one is honored at the next batch boundary of the training
+    (or right after the trial, outside training), never inside a storage write, so that the
+    trial is always recorded as FAIL "interrupted"; a second one raises at once.
+
+    A ``KeyboardInterrupt`` raised anywhere (e.g. inside the database driver while an epoch is
+    reported) could leave the storage's connection broken, and then the trial RUNNING.
+    """
+
+    requested = False  # class-level: shared with the per-trial copies of the callback
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+        cls.requested = True
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+    @classmethod
+    def after_trial(cls, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        cls.check()
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[None]:
+        cls.requested = False
+        if threading.current_thread() is not threading.main_thread() or (
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield  # not ours to change (ignored, or the caller's own handler)
+            return
+        previous = signal.signal(signal.SIGINT, cls.handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            cls.requested = False
+
+
+def _interrupt_callback() -> Any:
+    """A Lightning callback raising the requested interrupt at the next batch boundary."""
+    import lightning.pytorch as pl
+
+    class InterruptAtBatchEnd(pl.Callback):
+        def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+            _GracefulInterrupt.check()
+
+        def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
+            _GracefulInterrupt.check()
+
+    return InterruptAtBatchEnd()
+
+
+def _sampler_seed(args: argparse.Namespace) -> int:
+    """``--seed``, or for a worker of ``optuna-nas worker`` a seed of its own derived from
+    ``--seed`` and its host and device: workers with one seed would propose the same
+    architectures. (Training seeds stay ``--seed`` + the trial's number.)"""
+    worker = os.environ.get(WORKER_ENV)
+    if args.total_trials is None or not worker:
+        return int(args.seed)
+    return (args.seed + zlib.crc32(worker.encode())) % 2**32
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from optuna.artifacts import FileSystemArtifactStore
     import torch
@@ -534,7 +604,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             max_epochs=args.epochs,
             build_kwargs={"channels": args.channels, "cells_per_stage": args.cells_per_stage},
             module_kwargs={"lr": args.lr},
-            trainer_kwargs={"accelerator": args.accelerator},
+            trainer_kwargs={"accelerator": args.accelerator, "callbacks": [_interrupt_callback()]},
             seed=args.seed,
             # Created by the first epoch; a trial whose process dies resumes from it.
             checkpoint_dir=os.path.join(args.artifact_dir, CHECKPOINT_SUBDIR),
@@ -543,7 +613,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
 
     # Outside a `try`: a sampler that cannot be built is a bug to see, not a user error.
-    sampler = create_sampler(args.sampler, seed=args.seed, search_space=space)
+    sampler = create_sampler(args.sampler, seed=_sampler_seed(args), search_space=space)
     with _optuna_logging(log_trials=args.no_progress_bar):
         study = _open_demo_study(
             args, sampler=sampler, pruner=_make_pruner(args.pruner, args.epochs)
@@ -558,13 +628,15 @@ def _run_demo(args: argparse.Namespace) -> int:
             return 0
         start = time.perf_counter()
         n_before = len(study.trials)
-        study.optimize(
-            objective,
-            n_trials=args.n_trials if total is None else None,
-            timeout=args.timeout,
-            callbacks=[] if total is None else [_StopAtTotal(total)],
-            show_progress_bar=not args.no_progress_bar,
-        )
+        with _GracefulInterrupt.installed():
+            study.optimize(
+                objective,
+                n_trials=args.n_trials if total is None else None,
+                timeout=args.timeout,
+                callbacks=[_GracefulInterrupt.after_trial]
+                + ([] if total is None else [_StopAtTotal(total)]),
+                show_progress_bar=not args.no_progress_bar,
+            )
     if total is not None:  # a worker of `optuna-nas worker`, which prints the summary
         print(f"Done: {len(study.trials) - n_before} trials here.", flush=True)
         return 0
@@ -703,24 +775,81 @@ def _pump(stream: Any, prefix: str, out: Any, lock: Any) -> None:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    import socket
-    import subprocess
-
     slots = _worker_slots(args)
     # The study (and the database schema) is created once, here: workers starting on an
     # empty database at once would race to create it.
     with _optuna_logging(log_trials=True):
         study = _open_demo_study(args)
     _print_header(args, f"{args.n_trials} trials in total, {len(slots)} workers")
-    n_before = len(study.trials)
-    host = socket.gethostname()
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # Reentrant: the signal handler prints from the main thread, which may hold it.
     out, err, lock = sys.stdout, sys.stderr, threading.RLock()
-    procs: dict[str, subprocess.Popen[str]] = {}
+    procs: dict[str, Any] = {}  # label: subprocess.Popen
     pumps: list[threading.Thread] = []
+    interrupts = 0
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        # First Ctrl+C/SIGTERM: each worker ends its running trial as FAIL "interrupted".
+        # Second: kill them (their running trials stay RUNNING until the heartbeat fails and
+        # re-runs them, resuming from their checkpoints).
+        sig = signal.SIGINT if interrupts == 1 else signal.SIGKILL
+        for proc in procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+        if interrupts == 1:
+            with lock:
+                print(
+                    "optuna-nas worker: interrupting the workers (Ctrl+C again kills them)",
+                    file=err,
+                    flush=True,
+                )
+
+    # Installed before the workers start: a Ctrl+C while they start is forwarded too, and
+    # the workers (whose signal handlers reset to the defaults) never inherit an ignored
+    # SIGINT, so the forwarded one reaches them. A signal ignored here stays ignored here.
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            ignored = signal.getsignal(signum) is signal.SIG_IGN
+            previous[signum] = signal.signal(signum, _ignore_signal if ignored else forward)
+    try:
+        return _supervise(args, study, slots, procs, pumps, lambda: interrupts, out, err, lock)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for proc in procs.values():  # only after an unexpected error here
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    pass
+
+
+def _supervise(
+    args: argparse.Namespace,
+    study: optuna.Study,
+    slots: list[tuple[str, dict[str, str]]],
+    procs: dict[str, Any],
+    pumps: list[threading.Thread],
+    interrupts: Callable[[], int],
+    out: Any,
+    err: Any,
+    lock: Any,
+) -> int:
+    """Start the workers, copy their output, report the ones that fail; the exit status."""
+    import socket
+    import subprocess
+
+    host = socket.gethostname()
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    n_before = len(study.trials)
     start = time.perf_counter()
     for label, changes in slots:
+        if interrupts():
+            break
         env = dict(os.environ)
         threads = changes.pop("_threads")
         env.update(changes)
@@ -758,59 +887,27 @@ def _run_worker(args: argparse.Namespace) -> int:
             pump.start()
             pumps.append(pump)
 
-    interrupts = 0
-
-    def forward(signum: int, frame: Any) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        # First Ctrl+C/SIGTERM: each worker ends its running trial as FAIL "interrupted".
-        # Second: kill them (their running trials stay RUNNING until the heartbeat fails and
-        # re-runs them, resuming from their checkpoints).
-        sig = signal.SIGINT if interrupts == 1 else signal.SIGKILL
-        for proc in procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(sig)
-        if interrupts == 1:
-            with lock:
-                print(
-                    "optuna-nas worker: interrupting the workers (Ctrl+C again kills them)",
-                    file=err,
-                    flush=True,
-                )
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {}
-    if in_main:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, forward)
     failed: list[str] = []
-    try:
-        running = dict(procs)
-        while running:
-            for label, proc in list(running.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del running[label]
-                if code != 0 and not (
-                    interrupts and code in (130, -signal.SIGINT, -signal.SIGKILL)
-                ):
-                    failed.append(label)
-                    with lock:
-                        print(
-                            f"optuna-nas worker: worker {label} exited with status {code}"
-                            + ("; the other workers go on" if running else ""),
-                            file=err,
-                            flush=True,
-                        )
-            time.sleep(0.1)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    running = dict(procs)
+    while running:
+        for label, proc in list(running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del running[label]
+            if code != 0 and not interrupts():  # after Ctrl+C, any status is the interrupt's
+                failed.append(label)
+                with lock:
+                    print(
+                        f"optuna-nas worker: worker {label} exited with status {code}"
+                        + ("; the other workers go on" if running else ""),
+                        file=err,
+                        flush=True,
+                    )
+        time.sleep(0.1)
     for pump in pumps:
         pump.join(timeout=5)
-    if interrupts:
+    if interrupts():
         print(
             "optuna-nas worker: interrupted; finished trials are kept in the storage.",
             file=err,

@@ -453,7 +453,23 @@ class TrialGuard:
                 _logger.warning("Trial %d pruned: %s", number, verdict.reason)
         elif isinstance(verdict.error, KeyboardInterrupt):
             # Not logged: whoever catches the interrupt (e.g. the CLI) says it once.
-            self.trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+            _record_interrupt(self.trial)
+
+
+def _record_interrupt(trial: optuna.Trial) -> None:
+    """Write ``fail_reason = "interrupted"``; the KeyboardInterrupt goes on regardless.
+
+    Ctrl+C can land inside a storage call (e.g. the report of an epoch): the RDB storage's
+    session of this thread is then left mid-transaction, and the next write (this one, then
+    Optuna's FAIL) would fail. The session is discarded (rolled back) first.
+    """
+    storage = getattr(getattr(trial, "study", None), "_storage", None)
+    try:
+        if storage is not None:
+            getattr(storage, "_backend", storage).remove_session()
+        trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+    except Exception as error:  # the interrupt matters more than its reason
+        _logger.debug("Could not record the interrupt of trial %d: %r", trial.number, error)
 
 
 def _free_device_memory() -> None:

@@ -379,7 +379,7 @@ def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Any) -> None:
         proc.kill()
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1, err
-    assert "interrupted" in err and "Traceback" not in err + out
+    assert "interrupted" in err and "Traceback" not in err + out, out + err
     (trial,) = _study_trials(storage)
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "interrupted"
@@ -400,6 +400,8 @@ def _check_worker_study(storage: str, n_trials: int, out: str) -> None:
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     host = socket.gethostname()
     assert {t.user_attrs["worker"] for t in trials} == {f"{host}/cpu:0", f"{host}/cpu:1"}
+    # Each worker's sampler has a seed of its own: they do not propose the same cells.
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == n_trials
     # Each worker's lines carry its device.
     assert "[cpu:0] " in out and "[cpu:1] " in out
 
@@ -453,7 +455,7 @@ def test_worker_ctrl_c_interrupts_every_worker(tmp_path: Any) -> None:
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "Traceback" not in out + err
+    assert "Traceback" not in out + err, out + err
     trials = _study_trials(storage)
     assert len(trials) == 2
     for trial in trials:
@@ -570,3 +572,19 @@ def test_worker_runs_the_demo_with_the_same_arguments() -> None:
     assert again.command == "demo" and again.total_trials == 7 and again.threads == 2
     shared = set(vars(again)) - {"command", "n_trials", "total_trials", "threads"}
     assert {k: getattr(again, k) for k in shared} == {k: getattr(args, k) for k in shared}
+
+
+def test_the_demos_first_ctrl_c_waits_for_a_batch_boundary_the_second_does_not() -> None:
+    """The first SIGINT only asks (the trial stops at its next batch, outside any storage
+    write); a second one raises at once. Outside the context, the handler is the default."""
+    before = signal.getsignal(signal.SIGINT)
+    with cli._GracefulInterrupt.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # no KeyboardInterrupt here
+        with pytest.raises(KeyboardInterrupt):
+            cli._GracefulInterrupt.check()  # what the Lightning callback does at a batch end
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert not cli._GracefulInterrupt.requested
