@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-trials",
         type=_positive_int,
         default=20,
-        help="stop when the study holds this many trials in total (of every worker)",
+        help="stop when the study holds this many trials in total (of every worker; "
+        "trials failed as stale or interrupted do not count)",
     )
     worker.add_argument(
         "--devices",
@@ -486,15 +487,20 @@ _COUNTED_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 
 
 def _n_counted_trials(study: optuna.Study) -> int:
-    """Trials toward ``worker --n-trials``: finished or running, not the stale ones that a
-    heartbeat re-run replaces."""
+    """Trials toward ``worker --n-trials``: finished or running, but neither the stale ones
+    (a heartbeat re-run replaces them) nor the interrupted ones (no result: running the
+    command again runs as many new trials)."""
     from optuna_nas.storages import STALE_REASON_PREFIX
 
-    return sum(
-        t.state.name in _COUNTED_STATES
-        and not str(t.user_attrs.get("fail_reason", "")).startswith(STALE_REASON_PREFIX)
-        for t in study.get_trials(deepcopy=False)
-    )
+    def counts(trial: optuna.trial.FrozenTrial) -> bool:
+        reason = str(trial.user_attrs.get("fail_reason", ""))
+        if trial.state.name == "FAIL" and (
+            reason == INTERRUPTED_REASON or reason.startswith(STALE_REASON_PREFIX)
+        ):
+            return False
+        return trial.state.name in _COUNTED_STATES
+
+    return sum(counts(t) for t in study.get_trials(deepcopy=False))
 
 
 class _StopAtTotal:

@@ -588,3 +588,25 @@ def test_the_demos_first_ctrl_c_waits_for_a_batch_boundary_the_second_does_not()
             time.sleep(1)
     assert signal.getsignal(signal.SIGINT) is before
     assert not cli._GracefulInterrupt.requested
+
+
+def test_worker_total_counts_results_and_running_trials_only() -> None:
+    from optuna.trial import create_trial
+
+    study = optuna.create_study()
+    fail = {"state": TrialState.FAIL}
+    for trial in (
+        create_trial(value=1.0),
+        create_trial(state=TrialState.PRUNED),
+        create_trial(**fail, user_attrs={"fail_reason": "Out of memory"}),
+        create_trial(state=TrialState.RUNNING),
+        create_trial(state=TrialState.WAITING),  # e.g. the re-run of the stale one below
+        create_trial(**fail, user_attrs={"fail_reason": "stale: no heartbeat"}),
+        create_trial(**fail, user_attrs={"fail_reason": "interrupted"}),
+    ):
+        study.add_trial(trial)
+    assert cli._n_counted_trials(study) == 4
+    # The worker's optimize stops after its trial once the total is reached.
+    study.optimize(lambda t: 0.0, n_trials=5, callbacks=[cli._StopAtTotal(6)])
+    # (the first runs the WAITING trial, the second is new)
+    assert len(study.trials) == 8 and cli._n_counted_trials(study) == 6
