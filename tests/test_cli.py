@@ -411,8 +411,8 @@ def test_worker_runs_one_study_with_two_cpu_workers(tmp_path: Any) -> None:
 
     assert cli.WORKER_ENV == WORKER_ENV
     storage = _storage(tmp_path)
-    # Trials long enough (about 1 s each) for both workers to have started before 4 are done.
-    argv = [*_with_epochs(WORKER, 15), "--n-trials", "4", "--storage", storage]
+    # Trials long enough (2-3 s each) for both workers to have started before 4 are done.
+    argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
     result = subprocess.run(
         [sys.executable, "-m", "optuna_nas", *argv],
         env=_env(),
@@ -431,7 +431,7 @@ def test_worker_on_postgresql(request: pytest.FixtureRequest, tmp_path: Any) -> 
         storage = request.getfixturevalue("postgres_url")
     except pytest.FixtureLookupError:
         pytest.skip("needs a postgres_url fixture (a PostgreSQL server)")
-    argv = [*_with_epochs(WORKER, 15), "--n-trials", "4", "--storage", storage]
+    argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
     result = subprocess.run(
         [sys.executable, "-m", "optuna_nas", *argv],
         env=_env(),
