@@ -490,11 +490,12 @@ def test_worker_reports_a_crashed_worker_and_the_others_go_on(
     assert "3 trials in" in captured.out
 
 
+@pytest.mark.slow
 def test_a_terminated_demo_trial_is_resumed_by_the_next_run(tmp_path: Any) -> None:
     """SIGTERM (a preempted job): the trial stays RUNNING with its checkpoint; the next run
     fails it as stale (heartbeat) and re-runs it, resuming at the epoch it had reached."""
     storage = _storage(tmp_path)
-    epochs = 400
+    epochs = 150
     heartbeat = ["--heartbeat-interval", "1", "--grace-period", "2"]
     argv = ["demo", "--n-trials", "1", "--storage", storage, *heartbeat]
     proc = _cli(*argv, *_with_epochs(TINY, epochs), cwd=tmp_path)
