@@ -156,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--devices",
         default="all",
-        help="CUDA device ids, e.g. 0,1; 'all' (every visible CUDA device, or CPU workers "
-        "without CUDA); or 'cpu'",
+        help="CUDA device indices as this process sees them, e.g. 0,1; 'all' (every visible "
+        "CUDA device, or --workers CPU processes without CUDA); or 'cpu'",
     )
     worker.add_argument(
         "--workers",
