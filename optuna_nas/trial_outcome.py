@@ -14,12 +14,16 @@ out of device memory                                  FAIL     ``fail_reason``
 a DDP worker process killed by a signal               FAIL     ``fail_reason``
 an exception of a type in ``catch``                   FAIL     ``fail_reason``
 a parameter with another distribution than before     RAISE    (:class:`ParameterConflictError`)
-``KeyboardInterrupt`` and every other exception       RAISE    (the exception propagates)
+``KeyboardInterrupt`` (Ctrl+C, SIGINT)                RAISE    ``fail_reason`` ``"interrupted"``
+every other exception                                 RAISE    (the exception propagates)
 ====================================================  =======  =================================
 
 PRUNE raises :class:`optuna.TrialPruned`; FAIL makes the objective return NaN, which Optuna
 records as a failed trial without stopping the study; RAISE lets the exception end
 ``study.optimize`` (it is a bug or a configuration error, which would fail every trial alike).
+Ctrl+C ends ``study.optimize`` too, but the interrupted trial says so: :class:`TrialGuard`
+writes ``fail_reason = "interrupted"`` before the ``KeyboardInterrupt`` propagates, and Optuna
+records the trial as FAIL (it is never left RUNNING).
 An exception re-raised from a DDP worker process (``torch.multiprocessing``'s
 ``ProcessRaisedException``, which carries only the worker's traceback text) is classified like
 the worker's exception itself.
@@ -53,6 +57,7 @@ from optuna_nas._optuna_compat import is_distribution_conflict
 
 
 __all__ = [
+    "INTERRUPTED_REASON",
     "ArchitectureBuildError",
     "InvalidArchitectureError",
     "NonFiniteError",
@@ -65,6 +70,9 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+
+#: The ``fail_reason`` of a trial ended by Ctrl+C (a ``KeyboardInterrupt``).
+INTERRUPTED_REASON = "interrupted"
 
 
 class NonFiniteError(RuntimeError):
@@ -344,7 +352,9 @@ class TrialGuard:
     :func:`optuna_nas.pruners.pruned_reason`) and raises :class:`optuna.TrialPruned`; on FAIL it
     writes ``fail_reason``, logs one line, frees cached device memory after an out-of-memory
     error and swallows the exception, so that the objective returns :attr:`fail_value`; on
-    RAISE the exception (or a clearer :class:`ParameterConflictError`) propagates.
+    RAISE the exception (or a clearer :class:`ParameterConflictError`) propagates. A
+    ``KeyboardInterrupt`` first writes ``fail_reason = "interrupted"`` (Optuna then records the
+    trial as FAIL and re-raises it from ``study.optimize``).
 
     Args:
         trial: The trial.
@@ -441,6 +451,25 @@ class TrialGuard:
             self.trial.set_user_attr("pruned_reason", verdict.reason)
             if verdict.cause != "pruner":  # Optuna itself logs a pruner's decision
                 _logger.warning("Trial %d pruned: %s", number, verdict.reason)
+        elif isinstance(verdict.error, KeyboardInterrupt):
+            # Not logged: whoever catches the interrupt (e.g. the CLI) says it once.
+            _record_interrupt(self.trial)
+
+
+def _record_interrupt(trial: optuna.Trial) -> None:
+    """Write ``fail_reason = "interrupted"``; the KeyboardInterrupt goes on regardless.
+
+    Ctrl+C can land inside a storage call (e.g. the report of an epoch): the RDB storage's
+    session of this thread is then left mid-transaction, and the next write (this one, then
+    Optuna's FAIL) would fail. The session is discarded (rolled back) first.
+    """
+    storage = getattr(getattr(trial, "study", None), "_storage", None)
+    try:
+        if storage is not None:
+            getattr(storage, "_backend", storage).remove_session()
+        trial.set_user_attr("fail_reason", INTERRUPTED_REASON)
+    except Exception as error:  # the interrupt matters more than its reason
+        _logger.debug("Could not record the interrupt of trial %d: %r", trial.number, error)
 
 
 def _free_device_memory() -> None:

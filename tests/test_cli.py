@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 
 from optuna_nas import cli
@@ -207,7 +211,10 @@ def test_dashboard_passes_storage_host_and_port(
     storage = _storage(tmp_path, "dash.db")
     optuna.create_study(storage=storage)
     assert cli.main(["dashboard", "--storage", storage, "--port", "8123"]) == 0
-    assert calls == [(storage, "127.0.0.1", 8123, None)]  # no artifact folder yet
+    # The storage opened by create_storage (one-line errors), without a heartbeat: read only.
+    ((opened, *served),) = calls
+    assert opened.url == storage and opened.heartbeat_interval is None
+    assert served == ["127.0.0.1", 8123, None]  # no artifact folder yet
     os.makedirs(tmp_path / "art")
     assert cli.main(["dashboard", "--storage", storage, "--artifact-dir", "art"]) == 0
     assert calls[-1][3] is not None
@@ -219,5 +226,388 @@ def test_python_dash_m_entry_point() -> None:
         capture_output=True,
         text=True,
         check=True,
+        env=_env(),
     )
     assert "--n-trials" in result.stdout and "fidelity (advanced)" in result.stdout
+    assert "--heartbeat-interval" in result.stdout and "--total-trials" not in result.stdout
+    worker = subprocess.run(
+        [sys.executable, "-m", "optuna_nas", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_env(),
+    )
+    assert "--devices" in worker.stdout and "Several machines" in worker.stdout
+
+
+# ------------------------------------------------------------------ storages, Ctrl+C, worker
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """This checkout on the import path of a subprocess (not whatever is installed)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def _cli(*argv: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "optuna_nas", *argv],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _with_epochs(argv: list[str], epochs: int) -> list[str]:
+    argv = list(argv)
+    argv[argv.index("--epochs") + 1] = str(epochs)
+    return argv
+
+
+def _wait_for_training(storage: str, n_running: int, timeout: float = 180) -> None:
+    """Until ``n_running`` trials are RUNNING and past their first epoch."""
+    rdb = optuna.storages.RDBStorage(storage)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        studies = rdb.get_all_studies()
+        if studies:
+            trials = rdb.get_all_trials(studies[0]._study_id, deepcopy=False)
+            running = [
+                t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values
+            ]
+            if len(running) >= n_running:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no {n_running} trial(s) training after {timeout} s")
+
+
+def _study_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage).trials
+
+
+def _bad_storages() -> list[Any]:
+    import importlib.util
+
+    cases: list[Any] = [pytest.param("notaurl", "is not a storage URL", id="not-a-url")]
+    # An unreachable server: the connection is refused at once.
+    unreachable = "postgresql+psycopg2://u@127.0.0.1:1/db"
+    cases.append(
+        pytest.param(
+            unreachable,
+            "Connection refused",
+            id="unreachable-postgresql",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("psycopg2") is None, reason="needs psycopg2"
+            ),
+        )
+    )
+    cases.append(
+        pytest.param(
+            "mysql://u@127.0.0.1:1/db",
+            "No module named 'MySQLdb'",
+            id="missing-driver",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("MySQLdb") is not None, reason="MySQLdb is installed"
+            ),
+        )
+    )
+    return cases
+
+
+@pytest.mark.parametrize(("storage", "message"), _bad_storages())
+@pytest.mark.parametrize("command", ["demo", "worker", "best", "dashboard"])
+def test_a_storage_that_cannot_be_opened_is_one_line_and_creates_nothing(
+    command: str,
+    storage: str,
+    message: str,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [command, "--storage", storage]
+    if command in ("demo", "worker"):
+        argv += TINY if command == "demo" else [*TINY[:-1], "--devices", "cpu"]
+    assert cli.main(argv) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"optuna-nas {command}: error: Cannot open storage")
+    assert message in lines[0]
+    assert os.listdir(tmp_path) == []  # no artifact or checkpoint folder, no database
+
+
+def test_demo_opens_its_storage_with_the_heartbeat(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_nas import storages
+
+    opened: list[dict[str, Any]] = []
+    original = storages.create_storage
+
+    def spy(url: Any, **kwargs: Any) -> Any:
+        opened.append(kwargs)
+        return original(url, **kwargs)
+
+    monkeypatch.setattr(storages, "create_storage", spy)
+    storage = _storage(tmp_path)
+    assert cli.main(["demo", "--n-trials", "1", "--storage", storage, *TINY]) == 0
+    argv = ["demo", "--n-trials", "1", "--storage", storage, "--heartbeat-interval", "0"]
+    assert cli.main([*argv, "--grace-period", "30", *TINY]) == 0
+    assert opened == [
+        {"heartbeat_interval": storages.DEFAULT_HEARTBEAT_INTERVAL, "grace_period": None},
+        {"heartbeat_interval": None, "grace_period": 30},
+    ]
+    assert cli.DEFAULT_HEARTBEAT_INTERVAL == storages.DEFAULT_HEARTBEAT_INTERVAL
+    # The demo's checkpoints live in <artifact-dir>/checkpoints, removed with each trial.
+    checkpoints = tmp_path / cli.DEFAULT_ARTIFACT_DIR / cli.CHECKPOINT_SUBDIR
+    assert os.listdir(checkpoints / cli.DEFAULT_STUDY_NAME) == []
+
+
+def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Any) -> None:
+    storage = _storage(tmp_path)
+    argv = ["demo", "--n-trials", "3", "--storage", storage, *_with_epochs(TINY, 1000)]
+    proc = _cli(*argv, cwd=tmp_path)
+    try:
+        _wait_for_training(storage, 1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "interrupted" in err and "Traceback" not in err + out, out + err
+    (trial,) = _study_trials(storage)
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "interrupted"
+    assert 1 <= trial.user_attrs["epochs_trained"] < 1000
+    checkpoints = tmp_path / cli.DEFAULT_ARTIFACT_DIR / cli.CHECKPOINT_SUBDIR
+    assert os.listdir(checkpoints / cli.DEFAULT_STUDY_NAME) == []
+
+
+WORKER = ["worker", "--devices", "cpu", "--workers", "2", "--threads", "1", *TINY[:-1]]
+
+
+def _check_worker_study(storage: str, n_trials: int, out: str) -> None:
+    import socket
+
+    trials = _study_trials(storage)
+    assert len(trials) == n_trials
+    assert sorted(t.number for t in trials) == list(range(n_trials))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    host = socket.gethostname()
+    assert {t.user_attrs["worker"] for t in trials} == {f"{host}/cpu:0", f"{host}/cpu:1"}
+    # Each worker's sampler has a seed of its own: they do not propose the same cells.
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == n_trials
+    # Each worker's lines carry its device.
+    assert "[cpu:0] " in out and "[cpu:1] " in out
+
+
+def test_worker_runs_one_study_with_two_cpu_workers(tmp_path: Any) -> None:
+    from optuna_nas.training._objective import WORKER_ENV
+
+    assert cli.WORKER_ENV == WORKER_ENV
+    storage = _storage(tmp_path)
+    # Trials long enough (2-3 s each) for both workers to have started before 4 are done.
+    argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
+    result = subprocess.run(
+        [sys.executable, "-m", "optuna_nas", *argv],
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    _check_worker_study(storage, 4, result.stdout)
+    assert "4 trials in" in result.stdout  # the parent's summary, once
+
+
+def test_worker_on_postgresql(request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    try:
+        storage = request.getfixturevalue("postgres_url")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs a postgres_url fixture (a PostgreSQL server)")
+    argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
+    result = subprocess.run(
+        [sys.executable, "-m", "optuna_nas", *argv],
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    _check_worker_study(storage, 4, result.stdout)
+
+
+def test_worker_ctrl_c_interrupts_every_worker(tmp_path: Any) -> None:
+    storage = _storage(tmp_path)
+    argv = [*_with_epochs(WORKER, 1000), "--n-trials", "10", "--storage", storage]
+    proc = _cli(*argv, cwd=tmp_path)
+    try:
+        _wait_for_training(storage, 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err, out + err
+    trials = _study_trials(storage)
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.state == TrialState.FAIL
+        assert trial.user_attrs["fail_reason"] == "interrupted"
+    # Each worker said it once; the parent, once.
+    assert sorted(line.split(" ", 1)[0] for line in err.strip().splitlines()) == [
+        "[cpu:0]",
+        "[cpu:1]",
+        "optuna-nas",
+        "optuna-nas",
+    ]
+
+
+def test_worker_reports_a_crashed_worker_and_the_others_go_on(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slots = cli._worker_slots
+
+    def one_broken(args: Any) -> list[tuple[str, dict[str, str]]]:
+        good, bad = slots(args)
+        bad[1]["_threads"] = "0"  # its demo refuses --threads 0: exit status 2
+        return [good, bad]
+
+    monkeypatch.setattr(cli, "_worker_slots", one_broken)
+    storage = _storage(tmp_path)
+    assert cli.main([*_with_epochs(WORKER, 2), "--n-trials", "3", "--storage", storage]) == 1
+    captured = capsys.readouterr()
+    assert "optuna-nas worker: worker cpu:1 exited with status 2" in captured.err
+    trials = _study_trials(storage)
+    assert len(trials) == 3 and {t.user_attrs["worker"].split("/")[1] for t in trials} == {"cpu:0"}
+    assert "3 trials in" in captured.out
+
+
+@pytest.mark.slow
+def test_a_terminated_demo_trial_is_resumed_by_the_next_run(tmp_path: Any) -> None:
+    """SIGTERM (a preempted job): the trial stays RUNNING with its checkpoint; the next run
+    fails it as stale (heartbeat) and re-runs it, resuming at the epoch it had reached."""
+    storage = _storage(tmp_path)
+    epochs = 150
+    heartbeat = ["--heartbeat-interval", "1", "--grace-period", "2"]
+    argv = ["demo", "--n-trials", "1", "--storage", storage, *heartbeat]
+    proc = _cli(*argv, *_with_epochs(TINY, epochs), cwd=tmp_path)
+    try:
+        _wait_for_training(storage, 1)
+        time.sleep(0.5)  # a few more epochs
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert len(err.strip().splitlines()) == 1 and "SIGTERM" in err, err
+    (killed,) = _study_trials(storage)
+    assert killed.state == TrialState.RUNNING
+    folder = tmp_path / cli.DEFAULT_ARTIFACT_DIR / cli.CHECKPOINT_SUBDIR / cli.DEFAULT_STUDY_NAME
+    assert os.listdir(folder) == ["trial_0"]
+
+    time.sleep(2.5)  # the grace period
+    result = subprocess.run(
+        [sys.executable, "-m", "optuna_nas", *argv, *_with_epochs(TINY, epochs)],
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    stale, rerun = _study_trials(storage)
+    assert stale.state == TrialState.FAIL and stale.user_attrs["fail_reason"].startswith("stale")
+    assert rerun.state == TrialState.COMPLETE and rerun.params == stale.params
+    assert rerun.user_attrs["resumed_at_epoch"] >= 1
+    assert rerun.user_attrs["epochs_trained"] == epochs
+    assert len(rerun.user_attrs["val_acc_curve"]) == epochs
+    assert sorted(rerun.intermediate_values) == list(range(epochs))
+    assert os.listdir(folder) == []
+
+
+def test_worker_devices_map_to_one_visible_device_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--devices`` are this process's CUDA indices; each worker sees only its own device,
+    through this process's CUDA_VISIBLE_DEVICES; CPU workers share the CPUs."""
+    parser = cli.build_parser()
+
+    def slots(*argv: str) -> list[tuple[str, dict[str, str]]]:
+        return cli._worker_slots(parser.parse_args(["worker", *argv]))
+
+    monkeypatch.setattr(cli, "_visible_cuda_devices", lambda: ["2", "5", "7"])
+    monkeypatch.setattr(cli, "_cpu_count", lambda: 12)
+    assert slots("--devices", "0,2") == [
+        ("cuda:0", {"CUDA_VISIBLE_DEVICES": "2", "_threads": "6"}),
+        ("cuda:2", {"CUDA_VISIBLE_DEVICES": "7", "_threads": "6"}),
+    ]
+    assert [label for label, _ in slots()] == ["cuda:0", "cuda:1", "cuda:2"]  # all
+    assert slots("--devices", "cpu", "--workers", "3", "--threads", "2") == [
+        (f"cpu:{i}", {"CUDA_VISIBLE_DEVICES": "", "_threads": "2"}) for i in range(3)
+    ]
+    for bad, message in (("0,0", "expected"), ("gpu1", "expected"), ("3", "no CUDA device")):
+        with pytest.raises(cli.CLIError, match=message):
+            slots("--devices", bad)
+
+    # Without CUDA: `all` means --workers CPU processes, an equal share of threads each.
+    monkeypatch.setattr(cli, "_visible_cuda_devices", lambda: [])
+    assert slots("--workers", "4") == [
+        (f"cpu:{i}", {"CUDA_VISIBLE_DEVICES": "", "_threads": "3"}) for i in range(4)
+    ]
+    with pytest.raises(cli.CLIError, match="no CUDA device is visible"):
+        slots("--devices", "0")
+
+
+def test_worker_runs_the_demo_with_the_same_arguments() -> None:
+    args = cli.build_parser().parse_args(
+        ["worker", "--n-trials", "7", "--seed", "3", "--heartbeat-interval", "0", *TINY]
+    )
+    argv = cli._demo_argv(args, total_trials=7, threads="2")
+    again = cli.build_parser().parse_args(argv)
+    assert again.command == "demo" and again.total_trials == 7 and again.threads == 2
+    shared = set(vars(again)) - {"command", "n_trials", "total_trials", "threads"}
+    assert {k: getattr(again, k) for k in shared} == {k: getattr(args, k) for k in shared}
+
+
+def test_the_demos_first_ctrl_c_waits_for_a_batch_boundary_the_second_does_not() -> None:
+    """The first SIGINT only asks (the trial stops at its next batch, outside any storage
+    write); a second one raises at once. Outside the context, the handler is the default."""
+    before = signal.getsignal(signal.SIGINT)
+    with cli._GracefulInterrupt.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # no KeyboardInterrupt here
+        with pytest.raises(KeyboardInterrupt):
+            cli._GracefulInterrupt.check()  # what the Lightning callback does at a batch end
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert not cli._GracefulInterrupt.requested
+
+
+def test_worker_total_counts_results_and_running_trials_only() -> None:
+    from optuna.trial import create_trial
+
+    study = optuna.create_study()
+    fail = {"state": TrialState.FAIL}
+    for trial in (
+        create_trial(value=1.0),
+        create_trial(state=TrialState.PRUNED),
+        create_trial(**fail, user_attrs={"fail_reason": "Out of memory"}),
+        create_trial(state=TrialState.RUNNING),
+        create_trial(state=TrialState.WAITING),  # e.g. the re-run of the stale one below
+        create_trial(**fail, user_attrs={"fail_reason": "stale: no heartbeat"}),
+        create_trial(**fail, user_attrs={"fail_reason": "interrupted"}),
+    ):
+        study.add_trial(trial)
+    assert cli._n_counted_trials(study) == 4
+    # The worker's optimize stops after its trial once the total is reached.
+    study.optimize(lambda t: 0.0, n_trials=5, callbacks=[cli._StopAtTotal(6)])
+    # (the first runs the WAITING trial, the second is new)
+    assert len(study.trials) == 8 and cli._n_counted_trials(study) == 6

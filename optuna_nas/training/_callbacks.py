@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import random
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
 
 
 class LearningCurveCallback(pl.Callback):
@@ -25,6 +29,8 @@ class LearningCurveCallback(pl.Callback):
         self.curves: dict[str, list[float]] = {name: [] for name in self.monitor}
         self.epochs_completed = 0
         self._validated_epochs: set[int] = set()
+        #: Epochs restored from a checkpoint (0 for a run that starts afresh).
+        self.resumed_epochs = 0
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -53,3 +59,67 @@ class LearningCurveCallback(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"curves": self.curves, "epochs_completed": self.epochs_completed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the curve of a checkpoint (``Trainer.fit(..., ckpt_path=...)``): the
+        resumed run's curve is the whole curve, each epoch counted once."""
+        self.curves = {
+            name: [float(v) for v in state_dict.get("curves", {}).get(name, [])]
+            for name in self.monitor
+        }
+        self.epochs_completed = int(state_dict.get("epochs_completed", 0))
+        self._validated_epochs = set()
+        self.resumed_epochs = self.epochs_completed
+
+
+class EpochCheckpoint(pl.Callback):
+    """Save everything training needs to resume exactly, at the end of every training epoch.
+
+    The checkpoint (``Trainer.save_checkpoint``: weights, optimizer and scheduler states, the
+    loops' progress, the callbacks' states such as :class:`LearningCurveCallback`'s curve) also
+    holds the random number generators' states (Python, NumPy, torch, CUDA), so that a run
+    resumed with ``Trainer.fit(..., ckpt_path=path)`` continues as the uninterrupted run would.
+    It is written to a temporary file first and renamed, so a process killed while writing
+    leaves the previous epoch's checkpoint intact.
+
+    Args:
+        path: The checkpoint file (overwritten each epoch).
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        folder = os.path.dirname(self.path)
+        if trainer.is_global_zero:
+            os.makedirs(folder, exist_ok=True)
+        partial = f"{self.path}.partial"
+        trainer.save_checkpoint(partial)  # every rank calls it; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "python": random.getstate(),
+            # The legacy global generator is the state seed_everything sets and code may use.
+            "numpy": np.random.get_state(),  # noqa: NPY002
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "python" in state_dict:
+            random.setstate(state_dict["python"])
+        if "numpy" in state_dict:
+            np.random.set_state(state_dict["numpy"])  # noqa: NPY002
+        if "torch" in state_dict:
+            torch.set_rng_state(state_dict["torch"])
+        cuda = state_dict.get("cuda")
+        if cuda is not None and torch.cuda.is_available():
+            if len(cuda) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda)

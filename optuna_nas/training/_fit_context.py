@@ -78,16 +78,22 @@ def quiet_lightning(enabled: bool) -> Iterator[None]:
 def restore_sigint() -> Iterator[None]:
     """Turn Lightning's Ctrl+C handling back into a plain ``KeyboardInterrupt``.
 
-    On Ctrl+C, ``Trainer.fit`` ignores SIGINT for the rest of the process and calls
-    ``sys.exit(1)``; inside ``study.optimize`` Optuna should instead see the usual
-    ``KeyboardInterrupt`` (and a second Ctrl+C must still work).
+    On Ctrl+C, ``Trainer.fit`` ignores SIGINT while it shuts down and then calls
+    ``sys.exit(1)`` (Lightning 2.6 restores the SIGINT handler in its teardown; older releases
+    left SIGINT ignored for the rest of the process). Optuna does not catch ``SystemExit``, so
+    the trial would stay RUNNING; inside ``study.optimize`` Optuna must instead see the usual
+    ``KeyboardInterrupt`` (which FAILs the trial), and a second Ctrl+C must still work.
     """
     in_main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if in_main else None
     try:
         yield
     except SystemExit as exit_:
+        # Lightning exits while handling the KeyboardInterrupt: it is the exit's context.
+        interrupted = isinstance(exit_.__context__, KeyboardInterrupt)
         if in_main and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             signal.signal(signal.SIGINT, handler)
+            interrupted = True
+        if interrupted:
             raise KeyboardInterrupt from exit_
         raise

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import math
+import os
+import shutil
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -21,6 +23,8 @@ from torch import nn
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_seed
 from optuna_nas.search_spaces import SearchSpace
+from optuna_nas.storages import retried_trial_number
+from optuna_nas.training._callbacks import EpochCheckpoint
 from optuna_nas.training._callbacks import LearningCurveCallback
 from optuna_nas.training._ddp import DDPWorkerCallback
 from optuna_nas.training._ddp import check_launcher
@@ -42,6 +46,10 @@ if TYPE_CHECKING:
 
 
 Direction = Literal["minimize", "maximize"]
+
+#: The environment variable whose value a trial records as its ``worker`` user attribute
+#: (``optuna-nas worker`` sets it to each worker's host and device).
+WORKER_ENV = "OPTUNA_NAS_WORKER"
 
 _RESERVED_TRAINER_KWARGS = ("max_epochs",)
 
@@ -80,6 +88,9 @@ class NASObjective:
     5. after training: ``train_time_s``, ``epochs_trained``, ``val_acc_curve`` (one value per
        epoch) and ``best_val_acc``; the return value is the **final** epoch's ``metric``.
 
+    A trial run with the environment variable ``OPTUNA_NAS_WORKER`` set (as ``optuna-nas
+    worker`` does) records its value as the ``worker`` user attribute.
+
     The final value, not the best epoch's, is returned: the maximum over epochs is an
     optimistic, noisy statistic, the published NAS benchmarks (NAS-Bench-201/301) tabulate the
     final epoch, and pruners compare trials at equal epochs. ``best_val_acc`` is kept as an
@@ -115,6 +126,22 @@ class NASObjective:
     Lightning's plain ``"ddp"``, its default for ``devices > 1``, re-runs the whole script in
     every process and is rejected with a ``ValueError``.
 
+    Resuming a trial whose worker died: with ``checkpoint_dir``, every epoch of a trial saves
+    its training state (weights, optimizer, scheduler, epoch, the learning curve and the random
+    number generators; written atomically) to ``checkpoint_dir/<study name>/trial_<n>``. When
+    the trial ends, COMPLETE, PRUNED or FAIL (including an exception that propagates and
+    Ctrl+C), the folder is removed; it is kept only when the process dies (SIGKILL, a lost
+    machine, a preempted job's SIGTERM, which Lightning turns into ``SystemExit``; Optuna then
+    leaves the trial RUNNING). A storage opened with
+    :func:`optuna_nas.storages.create_storage` then fails the trial as stale and queues it once
+    more with its parameters and learning curve; that re-run finds the checkpoint under the
+    original trial's number ``n``, resumes training at the next epoch
+    (``Trainer.fit(..., ckpt_path=...)``), reports only the new epochs and records
+    ``resumed_at_epoch``. A re-run trains with the original trial's seed, so the resumed result
+    equals an uninterrupted run's (on the same device). The checkpoint must be visible to the
+    worker that picks up the re-run: use a folder on a shared file system when workers run on
+    several machines (a re-run that finds no checkpoint trains from the first epoch).
+
     Extend it by passing ``suggest_hyperparameters`` or by subclassing and overriding
     :meth:`suggest_architecture`, :meth:`suggest_hyperparameters`, :meth:`build_network`,
     :meth:`create_module` or :meth:`create_trainer`.
@@ -149,7 +176,8 @@ class NASObjective:
         compile_kwargs: Arguments of ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
         measure_latency: Record ``latency_ms``.
         latency_repeats: Timed forward passes for ``latency_ms`` (after 3 warm-up passes).
-        seed: Base seed; trial ``n`` trains with seed ``seed + n``.
+        seed: Base seed; trial ``n`` trains with seed ``seed + n`` (a heartbeat re-run of trial
+            ``n`` too).
         prune: Report each epoch to the trial so the study's pruner can stop it.
         csv_log_dir: Write each trial's metrics with a ``CSVLogger`` under
             ``csv_log_dir/<study name>/trial_<number>``.
@@ -158,6 +186,9 @@ class NASObjective:
         artifact_store: An Optuna artifact store (e.g.
             ``optuna.artifacts.FileSystemArtifactStore("./artifacts")``): each trial uploads an
             SVG diagram of its cell, shown by ``optuna-dashboard --artifact-dir ./artifacts``.
+        checkpoint_dir: Save each trial's training state at the end of every epoch under
+            ``checkpoint_dir/<study name>/trial_<number>/last.ckpt`` (see "Resuming a trial"
+            above). ``None`` (the default): no checkpoints.
 
     Example:
         .. code-block:: python
@@ -202,6 +233,7 @@ class NASObjective:
         catch: Sequence[type[Exception]] = (),
         verbose: bool = False,
         artifact_store: ArtifactStore | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be a SearchSpace; got {type(space).__name__}.")
@@ -260,6 +292,7 @@ class NASObjective:
         self.catch = tuple(catch)
         self.verbose = verbose
         self._suggest_hyperparameters = suggest_hyperparameters
+        self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         self._check_build()
 
     # ------------------------------------------------------------------------ public helpers
@@ -373,11 +406,45 @@ class NASObjective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self._check_directions(trial)
         guard = TrialGuard(trial, catch=self.catch, n_values=len(self.metrics))
-        with guard:
-            return self._run_trial(trial, guard)
-        return guard.fail_value
+        checkpoint = self.checkpoint_path(trial)
+        exiting = False
+        try:
+            with guard:
+                return self._run_trial(trial, guard, checkpoint)
+            return guard.fail_value
+        except SystemExit:
+            # The process exits (e.g. Lightning's SIGTERMException on a preemption): Optuna
+            # leaves the trial RUNNING, for the heartbeat to re-run it from its checkpoint.
+            exiting = True
+            raise
+        finally:
+            # Otherwise the trial ends here (COMPLETE, PRUNED or FAIL, Ctrl+C included): only
+            # a process that dies (SIGKILL, SIGTERM, a lost machine) keeps its checkpoint.
+            if checkpoint is not None and not exiting:
+                shutil.rmtree(os.path.dirname(checkpoint), ignore_errors=True)
 
-    def _run_trial(self, trial: optuna.Trial, guard: TrialGuard) -> float | tuple[float, ...]:
+    def checkpoint_path(self, trial: optuna.Trial) -> str | None:
+        """The file of the trial's per-epoch checkpoint (``None`` without ``checkpoint_dir``).
+
+        ``checkpoint_dir/<study name>/trial_<n>/last.ckpt``, where ``n`` is the trial's number
+        or, for a heartbeat re-run of a trial whose worker died, the original trial's number
+        (:func:`optuna_nas.storages.retried_trial_number`), so the re-run finds its checkpoint.
+        """
+        if self.checkpoint_dir is None or not isinstance(trial, optuna.Trial):
+            return None
+        study_name = trial.study.study_name
+        for sep in {os.sep, os.altsep or os.sep}:
+            study_name = study_name.replace(sep, "_")
+        return os.path.join(
+            self.checkpoint_dir, study_name, f"trial_{_trial_key(trial)}", "last.ckpt"
+        )
+
+    def _run_trial(
+        self, trial: optuna.Trial, guard: TrialGuard, checkpoint: str | None
+    ) -> float | tuple[float, ...]:
+        worker = os.environ.get(WORKER_ENV)
+        if worker:
+            trial.set_user_attr("worker", worker)
         with invalid_architecture():
             arch = self.suggest_architecture(trial)
         trial.set_user_attr("search_space", self.space.name)
@@ -391,7 +458,9 @@ class NASObjective:
                 pass  # a user-defined space without cell_graphs: nothing to draw
         hyperparameters = {**self.module_kwargs, **self.suggest_hyperparameters(trial)}
 
-        pl.seed_everything(self.seed + trial.number, workers=True, verbose=False)
+        # A heartbeat re-run trains with its original trial's seed: the same initial network,
+        # so that resuming from the original's checkpoint gives the uninterrupted result.
+        pl.seed_everything(self.seed + _trial_key(trial), workers=True, verbose=False)
         with invalid_architecture(build=True):
             network: nn.Module | None = self.build_network(trial, arch)
         assert network is not None
@@ -404,6 +473,10 @@ class NASObjective:
             # TrialPruned there; checked with Lightning 2.6 and Optuna 5.
             pruning = PyTorchLightningPruningCallback(trial, monitor=self.metrics[0])
             callbacks.append(pruning)
+        resume = None
+        if checkpoint is not None:
+            callbacks.append(EpochCheckpoint(checkpoint))
+            resume = checkpoint if os.path.isfile(checkpoint) else None
 
         start = time.perf_counter()
         trainer: pl.Trainer | None = None
@@ -425,7 +498,13 @@ class NASObjective:
                 module = self.create_module(network, hyperparameters)
                 start = time.perf_counter()
                 with restore_sigint(), pruned_if_decided(trial, pruning):
-                    trainer.fit(module, datamodule=self.datamodule)
+                    # The checkpoint is this objective's own file: trusted, not weights only
+                    # (it holds the random number generators' states).
+                    trainer.fit(
+                        module, datamodule=self.datamodule, ckpt_path=resume, weights_only=False
+                    )
+            if resume is not None:
+                trial.set_user_attr("resumed_at_epoch", curve.resumed_epochs)
             finish_fit(trainer, trial, curve, pruning)
         finally:
             self._record_training(trial, curve, start)
@@ -503,6 +582,12 @@ class NASObjective:
             f"NASObjective(space={self.space!r}, datamodule={self.datamodule!r}, "
             f"max_epochs={self.max_epochs}, metric={list(self.metrics)!r})"
         )
+
+
+def _trial_key(trial: optuna.Trial) -> int:
+    """The trial's number, or the original's for a heartbeat re-run (seed, checkpoint)."""
+    retried = retried_trial_number(trial) if isinstance(trial, optuna.Trial) else None
+    return trial.number if retried is None else retried
 
 
 def _check_directions_arg(
