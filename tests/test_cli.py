@@ -426,11 +426,9 @@ def test_worker_runs_one_study_with_two_cpu_workers(tmp_path: Any) -> None:
     assert "4 trials in" in result.stdout  # the parent's summary, once
 
 
-def test_worker_on_postgresql(request: pytest.FixtureRequest, tmp_path: Any) -> None:
-    try:
-        storage = request.getfixturevalue("postgres_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs a postgres_url fixture (a PostgreSQL server)")
+@pytest.mark.postgres
+def test_worker_on_postgresql(postgres_db_url: str, tmp_path: Any) -> None:
+    storage = postgres_db_url
     argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
     result = subprocess.run(
         [sys.executable, "-m", "optuna_nas", *argv],

@@ -64,6 +64,19 @@ def test_postgres_gets_the_heartbeat_by_default(postgres_db_url: str) -> None:
     assert len(optuna.load_study(study_name="nas", storage=postgres_db_url).trials) == 2
 
 
+@pytest.mark.postgres
+def test_plain_postgresql_url_opens_with_the_postgresql_extra(postgres_db_url: str) -> None:
+    # README's URLs are plain postgresql:// (SQLAlchemy 2.1 picks psycopg 3 for them).
+    plain = postgres_db_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    assert plain != postgres_db_url
+    storage = create_storage(plain)
+    assert isinstance(storage, RDBStorage) and storage.engine.dialect.name == "postgresql"
+    optuna.create_study(storage=storage, study_name="plain").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
+    assert len(optuna.load_study(study_name="plain", storage=postgres_db_url).trials) == 1
+
+
 @pytest.mark.parametrize("name", ["nas.log", "nas.journal", "journal:nas.txt"])
 def test_journal_files(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
