@@ -355,12 +355,16 @@ def test_demo_opens_its_storage_with_the_heartbeat(
     monkeypatch.setattr(storages, "create_storage", spy)
     storage = _storage(tmp_path)
     assert cli.main(["demo", "--n-trials", "1", "--storage", storage, *TINY]) == 0
-    argv = ["demo", "--n-trials", "1", "--storage", storage, "--heartbeat-interval", "0"]
-    assert cli.main([*argv, "--grace-period", "30", *TINY]) == 0
+    argv = ["demo", "--n-trials", "1", "--storage", storage]
+    assert cli.main([*argv, "--heartbeat-interval", "10", "--grace-period", "30", *TINY]) == 0
+    assert cli.main([*argv, "--heartbeat-interval", "0", *TINY]) == 0
     assert opened == [
         {"heartbeat_interval": storages.DEFAULT_HEARTBEAT_INTERVAL, "grace_period": None},
-        {"heartbeat_interval": None, "grace_period": 30},
+        {"heartbeat_interval": 10, "grace_period": 30},
+        {"heartbeat_interval": None, "grace_period": None},
     ]
+    # A grace period without a heartbeat means nothing: a one-line error, not a silent no-op.
+    assert cli.main([*argv, "--heartbeat-interval", "0", "--grace-period", "30", *TINY]) == 1
     assert cli.DEFAULT_HEARTBEAT_INTERVAL == storages.DEFAULT_HEARTBEAT_INTERVAL
     # The demo's checkpoints live in <artifact-dir>/checkpoints, removed with each trial.
     checkpoints = tmp_path / cli.DEFAULT_ARTIFACT_DIR / cli.CHECKPOINT_SUBDIR

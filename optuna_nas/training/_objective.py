@@ -176,8 +176,8 @@ class NASObjective:
         compile_kwargs: Arguments of ``torch.compile`` (e.g. ``{"mode": "max-autotune"}``).
         measure_latency: Record ``latency_ms``.
         latency_repeats: Timed forward passes for ``latency_ms`` (after 3 warm-up passes).
-        seed: Base seed; trial ``n`` trains with seed ``seed + n`` (a heartbeat re-run of trial
-            ``n`` too).
+        seed: Base seed; trial ``n`` trains with seed ``(seed + n) % 2**32`` (a heartbeat
+            re-run of trial ``n`` too).
         prune: Report each epoch to the trial so the study's pruner can stop it.
         csv_log_dir: Write each trial's metrics with a ``CSVLogger`` under
             ``csv_log_dir/<study name>/trial_<number>``.
@@ -460,7 +460,8 @@ class NASObjective:
 
         # A heartbeat re-run trains with its original trial's seed: the same initial network,
         # so that resuming from the original's checkpoint gives the uninterrupted result.
-        pl.seed_everything(self.seed + _trial_key(trial), workers=True, verbose=False)
+        # Modulo 2**32: seed_everything's range, which seed + trial number may pass.
+        pl.seed_everything((self.seed + _trial_key(trial)) % 2**32, workers=True, verbose=False)
         with invalid_architecture(build=True):
             network: nn.Module | None = self.build_network(trial, arch)
         assert network is not None
