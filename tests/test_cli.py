@@ -410,11 +410,19 @@ def _check_worker_study(storage: str, n_trials: int, out: str) -> None:
     assert "[cpu:0] " in out and "[cpu:1] " in out
 
 
-def test_worker_runs_one_study_with_two_cpu_workers(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_worker_runs_one_study_with_two_cpu_workers(
+    database: str, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
     from optuna_nas.training._objective import WORKER_ENV
 
     assert cli.WORKER_ENV == WORKER_ENV
-    storage = _storage(tmp_path)
+    if database == "sqlite":
+        storage = _storage(tmp_path)
+    else:  # a fresh database on the tests' throwaway PostgreSQL server
+        storage = request.getfixturevalue("postgres_db_url")
     # Trials long enough (2-3 s each) for both workers to have started before 4 are done.
     argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
     result = subprocess.run(
@@ -428,22 +436,6 @@ def test_worker_runs_one_study_with_two_cpu_workers(tmp_path: Any) -> None:
     assert result.returncode == 0, result.stderr
     _check_worker_study(storage, 4, result.stdout)
     assert "4 trials in" in result.stdout  # the parent's summary, once
-
-
-@pytest.mark.postgres
-def test_worker_on_postgresql(postgres_db_url: str, tmp_path: Any) -> None:
-    storage = postgres_db_url
-    argv = [*_with_epochs(WORKER, 40), "--n-trials", "4", "--storage", storage]
-    result = subprocess.run(
-        [sys.executable, "-m", "optuna_nas", *argv],
-        env=_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    _check_worker_study(storage, 4, result.stdout)
 
 
 def test_worker_ctrl_c_interrupts_every_worker(tmp_path: Any) -> None:
