@@ -14,6 +14,7 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import IntDistribution
 from optuna.samplers import BaseSampler
+from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -272,7 +273,9 @@ class RNNControllerSampler(DefineByRunSampler):
 
     def _reset_transient(self) -> None:
         self._policy = ControllerPolicy(self._policy_settings)
-        self._study_key: tuple[int, int] | None = None
+        # The storage object itself, not its id(): a freed storage's id can be reused by the
+        # next one, which must not inherit this study's controller.
+        self._study_key: tuple[BaseStorage, int] | None = None
         # Trials with number < _next_number are applied; _applied holds later applied numbers.
         self._next_number = 0
         self._applied: set[int] = set()
@@ -448,8 +451,10 @@ class RNNControllerSampler(DefineByRunSampler):
 
     def _sync_study(self, study: Study) -> None:
         # One sampler object used on another study starts over (its history is another one).
-        key = (id(study._storage), study._study_id)
-        if self._study_key != key:
+        key = (study._storage, study._study_id)
+        if self._study_key is None or (
+            self._study_key[0] is not key[0] or self._study_key[1] != key[1]
+        ):
             if self._study_key is not None:
                 self._reset_transient()
             self._study_key = key

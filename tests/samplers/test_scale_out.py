@@ -398,3 +398,27 @@ def test_sample_uniform_draws_as_random_sampler(distribution: BaseDistribution) 
         )
         assert sample_uniform(distribution, trial_random_state(3, number, "x")) == expected
     study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("make", SAMPLERS)
+def test_a_sampler_moved_to_a_new_study_starts_over(
+    make: SamplerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A freed storage's id() can be reused by the next storage (it happened in CI): per-study
+    # state keyed by id() would carry the first study's history into the second. Every id()
+    # in the samplers' modules is made equal here, to make that reuse certain.
+    from optuna_nas.samplers import _evolution
+    from optuna_nas.samplers import _rnn_controller
+
+    for module in (_evolution, _rnn_controller):
+        monkeypatch.setattr(module, "id", lambda _: 1, raising=False)
+
+    def first_trials(sampler: BaseSampler) -> list[list[tuple[str, Any]]]:
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(_conditional_objective, n_trials=8)
+        return _params(study)
+
+    fresh = first_trials(make(0))
+    moved = make(0)
+    for _ in range(3):
+        assert first_trials(moved) == fresh
