@@ -193,7 +193,8 @@ def _open_grpc(url: str) -> BaseStorage:
 
 def _open_rdb(url: str, heartbeat: dict[str, Any]) -> BaseStorage:
     # Several workers starting on an empty database race to create the schema (PostgreSQL
-    # raises DuplicateTable / a unique violation on its catalog); the loser only has to retry.
+    # raises DuplicateTable / a unique violation on its catalog, SQLite a unique violation on
+    # alembic_version); the loser only has to retry.
     from sqlalchemy.exc import ArgumentError
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.exc import ProgrammingError
@@ -220,7 +221,7 @@ def _open_rdb(url: str, heartbeat: dict[str, Any]) -> BaseStorage:
 
 def _is_schema_race(error: Exception) -> bool:
     text = str(error).lower()
-    return "already exists" in text or "duplicate" in text
+    return any(sign in text for sign in ("already exists", "duplicate", "unique constraint"))
 
 
 def _one_line(error: BaseException) -> str:

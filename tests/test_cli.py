@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 import pytest
 
+import optuna_nas
 from optuna_nas import cli
 from optuna_nas.pruners import LearningCurvePruner
 
@@ -271,7 +272,9 @@ def _with_epochs(argv: list[str], epochs: int) -> list[str]:
 
 def _wait_for_training(storage: str, n_running: int, timeout: float = 180) -> None:
     """Until ``n_running`` trials are RUNNING and past their first epoch."""
-    rdb = optuna.storages.RDBStorage(storage)
+    # ``create_storage`` retries the schema race with the CLI process creating the same tables
+    # (a plain ``RDBStorage`` here lost it once in CI with a unique violation on alembic_version).
+    rdb = optuna_nas.create_storage(storage, heartbeat_interval=None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         studies = rdb.get_all_studies()

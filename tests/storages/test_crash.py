@@ -24,6 +24,8 @@ from optuna_nas.storages import retried_trial_number
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from _postgres import PostgresServer
     from conftest import Workers  # tests/storages/conftest.py, the ``workers`` fixture
 
@@ -139,6 +141,25 @@ def test_processes_opening_an_empty_database_together(
     at the same moment (PostgreSQL's schema-creation race), 5 times: none dies."""
     for _ in range(5):
         url = postgres_server.create_database()
+        workers.new_round()
+        processes = [
+            workers.start(
+                "create", "--storage", url, "--worker", w, "--signal-dir", workers.signal_dir
+            )
+            for w in range(4)
+        ]
+        workers.go(len(processes))
+        for process in processes:
+            workers.finish(process)
+        summaries = optuna.get_all_study_summaries(create_storage(url))
+        assert [s.study_name for s in summaries] == ["nas"]
+
+
+@pytest.mark.slow
+def test_processes_opening_an_empty_sqlite_file_together(workers: Workers, tmp_path: Path) -> None:
+    """The same race on SQLite, which reports it as a unique violation on alembic_version."""
+    for round_ in range(5):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
         workers.new_round()
         processes = [
             workers.start(
