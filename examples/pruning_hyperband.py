@@ -13,6 +13,7 @@ runs on a laptop CPU in a few minutes::
     python examples/pruning_hyperband.py                           # Hyperband
     python examples/pruning_hyperband.py --pruner learning_curve   # learning-curve pruner
     python examples/pruning_hyperband.py --storage sqlite:///nas.db  # then: optuna-dashboard
+    python examples/pruning_hyperband.py --smoke   # seconds: 240 digits at 8x8, 3 trials
 
 Pruned trials carry a ``pruned_reason`` user attribute (shown by optuna-dashboard).
 """
@@ -55,14 +56,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--storage", default=None, help="e.g. sqlite:///nas.db")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = parser.parse_args()
+    # The real run: 2,000 digits at 16x16, networks 8 channels wide. --smoke shrinks it all
+    # (3 epochs: Hyperband's smallest bracket still stops trials after the first).
+    subset, image_size, channels = (240, 8, 4) if args.smoke else (2000, 16, 8)
+    if args.smoke:
+        args.trials, args.epochs = 3, 3
 
     space = create_search_space("nasbench201")
     objective = NASObjective(
         space,
-        EmbeddedDataModule(subset=2000, image_size=16, seed=args.seed),
+        EmbeddedDataModule(subset=subset, image_size=image_size, seed=args.seed),
         max_epochs=args.epochs,
-        build_kwargs={"channels": 8, "cells_per_stage": 1},
+        build_kwargs={"channels": channels, "cells_per_stage": 1},
         measure_latency=False,
         seed=args.seed,
     )

@@ -11,6 +11,7 @@ laptop CPU::
 
     python examples/pruning_median.py
     python examples/pruning_median.py --n-trials 30 --epochs 6
+    python examples/pruning_median.py --smoke   # seconds: 240 digits at 8x8, 2 epochs, 3 trials
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = parser.parse_args()
+    # The real run: 2,000 digits at 16x16, networks 8 channels wide; --smoke shrinks it all
+    # (2 epochs, so that the pruner has an epoch after the warm-up one to judge).
+    subset, image_size, channels = (240, 8, 4) if args.smoke else (2000, 16, 8)
+    if args.smoke:
+        args.n_trials, args.epochs = 3, 2
+    startup = 1 if args.smoke else 5  # complete trials before the pruner judges
 
     objective = NASObjective(
         create_search_space("nasbench201"),
-        EmbeddedDataModule(subset=2000, image_size=16, batch_size=64),
+        EmbeddedDataModule(subset=subset, image_size=image_size, batch_size=64),
         max_epochs=args.epochs,
-        build_kwargs={"channels": 8, "cells_per_stage": 1},
+        build_kwargs={"channels": channels, "cells_per_stage": 1},
         module_kwargs={"lr": 0.05},
         seed=args.seed,
     )
@@ -44,10 +52,10 @@ def main() -> None:
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=args.seed),
-        # Five complete trials set the medians; the first epoch is too noisy to judge.
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        # The first complete trials set the medians; the first epoch is too noisy to judge.
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=1),
     )
-    study.optimize(objective, n_trials=args.n_trials, show_progress_bar=True)
+    study.optimize(objective, n_trials=args.n_trials, show_progress_bar=not args.smoke)
 
     print(f"\n{'trial':>5}  {'state':<8} {'epochs':>6}  {'val_acc per epoch':<28} architecture")
     for trial in study.trials:

