@@ -67,8 +67,9 @@ def table_objective(data_dir: str | None, seed: int) -> Any:
 def sampler_kwargs(name: str, n_trials: int) -> dict[str, Any]:
     """Scale the samplers' warm-up to a short search; their defaults suit hundreds of trials."""
     if name == "evolution":
-        population = max(2, min(15, n_trials // 3))
-        return {"population_size": population, "sample_size": max(1, population // 2)}
+        # Half the trials random, then children (the defaults: population 15, sample 8).
+        population = max(3, min(15, n_trials // 2))
+        return {"population_size": population, "sample_size": (population + 1) // 2}
     if name == "tpe":
         return {"n_startup_trials": max(1, min(10, n_trials // 3))}
     return {}

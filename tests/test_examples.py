@@ -110,6 +110,13 @@ def test_darts_search(tmp_path: Path) -> None:
     assert re.search(r"trial 2 \(sampler\): val acc 0\.", out), out
 
 
+@pytest.mark.slow
+def test_darts_search_in_the_darts_space(tmp_path: Path) -> None:
+    out = run_example("darts_search.py", "--space", "darts", cwd=tmp_path)
+    assert re.search(r"derived: Genotype\(normal=", out), out
+    assert re.search(r"trial 1 \(darts\): val acc 0\.\d+  Genotype\(", out), out
+
+
 def _strategy_rows(out: str) -> dict[str, int]:
     rows = re.findall(r"^(evolution|rnn|tpe|random)\s+(\d+)\s+\d+\.\d{4}\s+\d", out, re.M)
     return {name: int(trials) for name, trials in rows}
