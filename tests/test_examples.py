@@ -170,6 +170,7 @@ def test_postgres_workers(tmp_path: Path, database: str, request: pytest.Fixture
     assert "4 trials by 2 workers" in out, out
     study = optuna.load_study(study_name="workers", storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    # One epoch per trial: nothing for the workers' MedianPruner (1 warm-up epoch) to stop.
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     workers = [t.user_attrs["worker"].split()[0] for t in study.trials]
     # Two trials per worker process, each printed with its trial.
