@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -133,12 +135,26 @@ def test_chain_augment_applies_in_order_with_one_generator() -> None:
 
 def _first_train_batch(dm: EmbeddedDataModule) -> torch.Tensor:
     dm.setup("fit")
-    x, _ = next(iter(dm.train_dataloader()))
-    return x
+    batch = next(iter(dm.train_dataloader()))
+    if not dm.device_resident:
+        # A DataLoader's batches are augmented on the device after the transfer, in training.
+        dm.trainer = SimpleNamespace(training=True, current_epoch=0)  # type: ignore[assignment]
+        batch = dm.on_after_batch_transfer(batch, 0)
+        dm.trainer = None
+    return batch[0]
 
 
-def test_datamodule_cutout_is_off_by_default_and_zeroes_training_batches_only() -> None:
-    kwargs: dict = {"dataset": "digits", "subset": 200, "batch_size": 32, "seed": 0}
+@pytest.mark.parametrize("device_resident", [True, False])
+def test_datamodule_cutout_is_off_by_default_and_zeroes_training_batches_only(
+    device_resident: bool,
+) -> None:
+    kwargs: dict = {
+        "dataset": "digits",
+        "subset": 200,
+        "batch_size": 32,
+        "seed": 0,
+        "device_resident": device_resident,
+    }
     plain = EmbeddedDataModule(**kwargs)
     assert plain.cutout == 0
     cut = EmbeddedDataModule(**kwargs, cutout=4)
