@@ -76,7 +76,7 @@ def space_kwargs(space: SearchSpace[Any]) -> dict[str, Any]:
     ``create_search_space(space.name, **space_kwargs(space))`` re-creates an equal space (e.g.
     a macro space's ``num_layers``), as a space's strings and networks depend on its options.
     The options are read from the attributes of the same name (the built-in spaces keep each
-    one so); an option without one is left at its default.
+    one so); an option without one, or whose value JSON cannot hold, is left at its default.
     """
     factory = type(space)
     try:
@@ -90,7 +90,10 @@ def space_kwargs(space: SearchSpace[Any]) -> dict[str, Any]:
         value = getattr(space, parameter.name)
         if default is not None and getattr(default, parameter.name, object()) == value:
             continue
-        options[parameter.name] = to_jsonable(value)
+        # An attribute JSON cannot hold is not recorded: a space re-created without it says
+        # so when it rejects the architecture (export_trial names the trial).
+        with contextlib.suppress(ValueError):
+            options[parameter.name] = to_jsonable(value)
     return options
 
 

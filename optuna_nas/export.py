@@ -220,7 +220,7 @@ def export_trial(
         require_weights: Raise instead of exporting an architecture without weights.
 
     Returns:
-        The export, with ``path`` set to ``out_dir``.
+        The export, with ``path`` set to ``out_dir`` (absolute).
 
     Raises:
         ValueError: ``"best"`` of a multi-objective study (the message lists the
@@ -232,9 +232,23 @@ def export_trial(
     Example:
         .. code-block:: python
 
+            import optuna
             from optuna_nas.export import export_trial, load_model
+            from optuna_nas.search_spaces import create_search_space
+            from optuna_nas.training import EmbeddedDataModule, NASObjective
 
-            exported = export_trial(study, "best", out_dir="best_model")
+            objective = NASObjective(
+                create_search_space("nasbench201"),
+                EmbeddedDataModule(dataset="digits", subset=300, image_size=8),
+                max_epochs=1,
+                build_kwargs={"channels": 4, "cells_per_stage": 1},
+                trainer_kwargs={"accelerator": "cpu"},
+                keep_weights=1,  # the best trial keeps its trained weights
+                weights_dir="weights",
+            )
+            study = optuna.create_study(direction="maximize")
+            study.optimize(objective, n_trials=2)
+            export_trial(study, "best", out_dir="best_model")
             model = load_model("best_model")  # the trained network, in eval mode
     """
     frozen = _resolve_trial(study, trial)
@@ -276,7 +290,7 @@ def export_trial(
             "values": list(frozen.values or []),
             "user_attrs": _public_user_attrs(frozen),
         },
-        path=os.fspath(out_dir),
+        path=os.path.abspath(out_dir),
     )
 
     out = os.fspath(out_dir)
@@ -360,6 +374,7 @@ def load_architecture(path: str | os.PathLike[str]) -> ExportedArchitecture:
     Example:
         .. code-block:: python
 
+            # Not run by the test suite: reads the folder of export_trial's example.
             from optuna_nas.export import load_architecture
 
             exported = load_architecture("best_model")
@@ -411,6 +426,7 @@ def load_model(path: str | os.PathLike[str], *, map_location: Any = "cpu") -> nn
     Example:
         .. code-block:: python
 
+            # Not run by the test suite: reads the folder of export_trial's example.
             import torch
             from optuna_nas.export import load_model
 
