@@ -295,33 +295,51 @@ def export_trial(
 
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
-    for stale in (WEIGHTS_FILE, ONNX_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(out, stale))
-    notice = _copy_weights(frozen, artifact_store, os.path.join(out, WEIGHTS_FILE))
-    if notice is not None:
-        if require_weights:
+    # Staged in the folder and moved in at the end: an export that fails leaves an earlier
+    # export in the folder as it was.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as staging:
+        notice = _copy_weights(frozen, artifact_store, os.path.join(staging, WEIGHTS_FILE))
+        if notice is not None and require_weights:
             raise ValueError(notice)
+        if notice is None:
+            exported = dataclasses.replace(exported, weights=WEIGHTS_FILE)
+            network = _load_kept(exported, os.path.join(staging, WEIGHTS_FILE), n)
+            if onnx:
+                input_shape = (exported.in_channels, exported.image_size, exported.image_size)
+                write_onnx(network, os.path.join(staging, ONNX_FILE), input_shape=input_shape)
+                exported = dataclasses.replace(exported, onnx=ONNX_FILE)
+        for file in (WEIGHTS_FILE, ONNX_FILE):
+            staged, target = os.path.join(staging, file), os.path.join(out, file)
+            if os.path.exists(staged):
+                os.replace(staged, target)
+            else:  # a file of an earlier export that this one does not have
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(target)
+        _write_json(os.path.join(out, ARCHITECTURE_FILE), exported.to_json())
+    if notice is not None:
         warnings.warn(f"{notice} Exported the architecture only.", stacklevel=2)
         exported = dataclasses.replace(exported, notice=notice)
-    else:
-        network = exported.build()
-        state = torch.load(os.path.join(out, WEIGHTS_FILE), map_location="cpu", weights_only=True)
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            os.remove(os.path.join(out, WEIGHTS_FILE))
-            first = str(error).strip().splitlines()[0]
-            raise ValueError(
-                f"Trial {n}'s kept weights do not fit its architecture: {first}"
-            ) from None
-        exported = dataclasses.replace(exported, weights=WEIGHTS_FILE)
-        if onnx:
-            input_shape = (exported.in_channels, exported.image_size, exported.image_size)
-            write_onnx(network, os.path.join(out, ONNX_FILE), input_shape=input_shape)
-            exported = dataclasses.replace(exported, onnx=ONNX_FILE)
-    _write_json(os.path.join(out, ARCHITECTURE_FILE), exported.to_json())
     return exported
+
+
+def _load_kept(exported: ExportedArchitecture, weights: str, n: int) -> nn.Module:
+    """The trial's network with its kept weights (loaded strictly)."""
+    try:
+        network = exported.build()
+    except ValueError as error:
+        raise ValueError(f"Trial {n}'s network cannot be built: {error}") from None
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        # torch's message spans lines (missing, unexpected, mismatched keys): one line here.
+        detail = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        if len(detail) > 400:
+            detail = detail[:400] + "..."
+        raise ValueError(
+            f"Trial {n}'s kept weights do not fit its architecture: {detail}"
+        ) from None
+    return network
 
 
 def write_onnx(
@@ -555,15 +573,12 @@ def _copy_weights(
         from optuna.artifacts import download_artifact
         from optuna.artifacts.exceptions import ArtifactNotFound
 
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(dest)) as tmp:
-            part = os.path.join(tmp, WEIGHTS_FILE)
-            try:
-                download_artifact(
-                    artifact_store=artifact_store, file_path=part, artifact_id=artifact_id
-                )
-            except (ArtifactNotFound, FileNotFoundError):
-                return removed
-            os.replace(part, dest)
+        try:
+            download_artifact(
+                artifact_store=artifact_store, file_path=dest, artifact_id=artifact_id
+            )
+        except (ArtifactNotFound, FileNotFoundError):
+            return removed
         return None
     if keep is None:
         return (
