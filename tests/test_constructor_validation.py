@@ -31,10 +31,12 @@ from optuna_nas.darts import DartsSearch
 from optuna_nas.darts import DartsSupernet
 from optuna_nas.darts import NB201Supernet
 from optuna_nas.darts import SkipConnectionEarlyStopping
+from optuna_nas.data import Cutout
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import EpochSampler
 from optuna_nas.data import RandomCropFlip
 from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.retrain import RetrainProtocol
 from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.samplers import RNNControllerSampler
 from optuna_nas.search_spaces import DARTS_V2
@@ -119,6 +121,8 @@ BASELINES: dict[Callable[..., Any], Callable[[], dict[str, Any]]] = {
     Architect: _architect_baseline,
     EpochSampler: lambda: {"num_samples": 4},
     DeviceTensorLoader: lambda: {"images": _images()[0], "labels": _images()[1], "batch_size": 2},
+    Cutout: lambda: {"length": 2},
+    RetrainProtocol: lambda: {"epochs": 1, "batch_size": 2},
 }
 
 
@@ -171,6 +175,7 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     (NASObjective, "max_epochs", [*_COUNT, 0]),
     (NASObjective, "latency_repeats", [*_COUNT, 0]),
     (NASObjective, "seed", [*_SEED, None]),
+    (NASObjective, "keep_weights", _COUNT),
     (ChildModule, "num_classes", [*_COUNT, 0, 1]),
     (ChildModule, "lr", [*_REAL, 0.0]),
     (ChildModule, "lr_min", [*_REAL, 0.2]),  # above lr=0.1
@@ -194,6 +199,21 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     (EmbeddedDataModule, "test_fraction", [*_REAL, 1.0]),
     (EmbeddedDataModule, "image_size", [*_COUNT_OR_NONE, 0, 3]),
     (RandomCropFlip, "padding", _COUNT),
+    (Cutout, "length", _COUNT),
+    # Cutout's square must fit the image (CIFAR-10: 32; EmbeddedDataModule: MNIST's 28).
+    (CIFAR10DataModule, "cutout", [*_COUNT, 32]),
+    (EmbeddedDataModule, "cutout", [*_COUNT, 28]),
+    # Retraining protocols.
+    *[(RetrainProtocol, a, [*_COUNT, 0]) for a in ("epochs", "batch_size")],
+    (RetrainProtocol, "lr", [*_REAL, 0.0]),
+    (RetrainProtocol, "lr_min", [*_REAL, 0.2]),  # above lr=0.1
+    (RetrainProtocol, "momentum", _UNIT),
+    (RetrainProtocol, "weight_decay", _REAL),
+    (RetrainProtocol, "cutout", _COUNT),
+    (RetrainProtocol, "drop_path_prob", _UNIT),
+    (RetrainProtocol, "label_smoothing", _UNIT),
+    (RetrainProtocol, "aux_weight", _REAL),
+    (RetrainProtocol, "gradient_clip_val", [*_REAL_OR_NONE, 0.0]),
     (RandomCropFlip, "fill", ["a", None, True, NAN, INF, -INF]),
     (EpochSampler, "num_samples", [*_COUNT, 0]),
     (EpochSampler, "seed", [*_SEED, None]),
