@@ -673,6 +673,18 @@ def _retrain_figure(study: optuna.Study, trials: list[FrozenTrial]) -> go.Figure
             name="retrained",
         )
     )
+    low = min(min(p[0], p[1]) for p in points)
+    high = max(max(p[0], p[1]) for p in points)
+    fig.add_trace(
+        go.Scatter(
+            x=[low, high],
+            y=[low, high],
+            mode="lines",
+            line={"dash": "dash", "color": "#999"},
+            name="equal",
+            hoverinfo="skip",
+        )
+    )
     fig.update_layout(
         title=f"Search {name} vs retrained test_acc",
         xaxis_title=f"search {name}",

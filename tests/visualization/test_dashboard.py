@@ -239,3 +239,46 @@ def test_dashboard_serves_notes_plots_and_diagrams(
     )
     assert svg.startswith(b"<svg")
     assert SPACE.to_string(SPACE.from_params(child.params)) == child.user_attrs["arch"]
+
+
+def test_pareto_front_of_accuracy_vs_parameters() -> None:
+    study = optuna.create_study(direction="maximize")
+    for n_params, acc in [(100, 0.5), (200, 0.7), (300, 0.6), (400, 0.9), (150, 0.4)]:
+        t = study.ask()
+        t.set_user_attr("n_params", n_params)
+        study.tell(t, acc)
+    save_study_plots(study)
+    figure = json.loads(get_plotly_graph_objects(_system_attrs(study))[PLOT_IDS["params"]])
+    points, front = figure["data"]
+    assert len(points["x"]) == 5
+    assert front["name"] == "Pareto front"
+    assert list(zip(front["x"], front["y"])) == [(100, 0.5), (200, 0.7), (400, 0.9)]
+    assert figure["layout"]["xaxis"]["type"] == "log"
+    # no latency recorded: no latency chart; no evolution: no lineage
+    ids = set(list_graph_object_ids(_system_attrs(study)))
+    assert ids == {PLOT_IDS["params"], PLOT_IDS["history"]}
+
+
+def test_notes_of_a_real_nas_objective_study(tmp_path: Path) -> None:
+    from optuna_nas.training import EmbeddedDataModule
+    from optuna_nas.training import NASObjective
+
+    store = FileSystemArtifactStore(str(tmp_path))
+    objective = NASObjective(
+        SPACE,
+        EmbeddedDataModule(dataset="digits", subset=300, image_size=8, batch_size=32, seed=0),
+        max_epochs=1,
+        build_kwargs={"channels": 4, "cells_per_stage": 1},
+        trainer_kwargs={"accelerator": "cpu"},
+        latency_repeats=1,
+        artifact_store=store,
+    )
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(objective, n_trials=3, callbacks=[NASDashboardCallback(plot_every=2)])
+    annotate_study(study)
+    assert study.metric_names == ["val_acc"]
+    for t in study.trials:
+        note = get_note(optuna.Trial(study, t._trial_id))
+        assert t.user_attrs["arch"] in note
+        assert "parameters ·" in note and "FLOPs" in note and "latency" in note
+        assert "**Training**: 1 epochs" in note and "val_acc `" in note
