@@ -49,6 +49,7 @@ from collections.abc import Sequence
 import math
 from typing import TYPE_CHECKING
 from typing import Any
+import warnings
 
 import optuna
 from optuna.study import StudyDirection
@@ -203,7 +204,10 @@ def set_objective_names(study: optuna.Study, metrics: Sequence[str]) -> None:
             f"metrics must hold one non-empty name per objective ({len(study.directions)} "
             f"for this study); got {metrics!r}."
         )
-    study.set_metric_names(names)
+    with warnings.catch_warnings():
+        # experimental since Optuna 3.2, and what optuna-dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
 
 
 def infer_objective_names(study: optuna.Study) -> list[str] | None:
