@@ -31,6 +31,7 @@ from optuna_nas.darts import DartsSearch
 from optuna_nas.darts import DartsSupernet
 from optuna_nas.darts import NB201Supernet
 from optuna_nas.darts import SkipConnectionEarlyStopping
+from optuna_nas.dashboard import NASDashboardCallback
 from optuna_nas.data import Cutout
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import EpochSampler
@@ -198,6 +199,7 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     (EmbeddedDataModule, "subset", [*_COUNT_OR_NONE, 0, 19]),
     (EmbeddedDataModule, "test_fraction", [*_REAL, 1.0]),
     (EmbeddedDataModule, "image_size", [*_COUNT_OR_NONE, 0, 3]),
+    (NASDashboardCallback, "plot_every", [*_COUNT, 0]),
     (RandomCropFlip, "padding", _COUNT),
     (Cutout, "length", _COUNT),
     # Cutout's square must fit the image (CIFAR-10: 32; EmbeddedDataModule: MNIST's 28).
