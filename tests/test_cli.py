@@ -561,14 +561,18 @@ def test_worker_devices_map_to_one_visible_device_each(monkeypatch: pytest.Monke
         slots("--devices", "0")
 
 
-def test_worker_runs_the_demo_with_the_same_arguments() -> None:
+def test_worker_runs_search_with_the_same_arguments() -> None:
+    # The workers run `search` (every space and dataset), no longer `demo`.
+    argv = ["worker", "--n-trials", "7", "--seed", "3", "--heartbeat-interval", "0", *TINY]
     args = cli.build_parser().parse_args(
-        ["worker", "--n-trials", "7", "--seed", "3", "--heartbeat-interval", "0", *TINY]
+        [*argv, "--space", "darts", "--build-args", '{"drop_path_prob": 0.1}']
     )
-    argv = cli._demo_argv(args, total_trials=7, threads="2")
+    argv = cli._search_argv(args, total_trials=7, threads="2")
     again = cli.build_parser().parse_args(argv)
-    assert again.command == "demo" and again.total_trials == 7 and again.threads == 2
-    shared = set(vars(again)) - {"command", "n_trials", "total_trials", "threads"}
+    assert again.command == "search" and again.total_trials == 7 and again.threads == 2
+    assert again.build_args == {"drop_path_prob": 0.1} and again.trial_devices == 1
+    shared = (set(vars(again)) & set(vars(args))) - {"command", "n_trials", "threads"}
+    assert shared >= {"space", "dataset", "seed", "epochs", "build_args", "heartbeat_interval"}
     assert {k: getattr(again, k) for k in shared} == {k: getattr(args, k) for k in shared}
 
 

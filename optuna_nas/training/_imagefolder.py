@@ -177,8 +177,8 @@ class ImageFolderDataModule(_ImageDataModule):
         for k, index in enumerate(indices):
             path = self.files[int(index)][0]
             try:
-                with Image.open(path) as image:
-                    image = image.convert(mode).resize((side, side), Image.Resampling.BILINEAR)
+                with Image.open(path) as opened:
+                    image = opened.convert(mode).resize((side, side), Image.Resampling.BILINEAR)
                     array = np.asarray(image, dtype=np.float32) / 255.0
             except (OSError, ValueError, SyntaxError):  # PIL's errors for unreadable files
                 bad.append(os.path.relpath(path, self.root))
