@@ -48,6 +48,11 @@ SPACES = ("darts", "macro", "nasbench201")
 PRUNERS = ("median", "hyperband", "learning_curve", "none")
 #: The demo's per-epoch trial checkpoints: ``<artifact-dir>/checkpoints``.
 CHECKPOINT_SUBDIR = "checkpoints"
+#: The kept weights of the best trials (``--keep-weights``): ``<artifact-dir>/weights``.
+WEIGHTS_SUBDIR = "weights"
+DEFAULT_KEEP_WEIGHTS = 3
+#: The objective name of every search trial (optuna-dashboard's axis titles).
+METRIC_NAMES = ["val_acc"]
 # The same values as optuna_nas.storages.DEFAULT_HEARTBEAT_INTERVAL,
 # optuna_nas.training._objective.WORKER_ENV and optuna_nas.trial_outcome.INTERRUPTED_REASON
 # (not imported: `optuna-nas --help` stays fast).
@@ -404,6 +409,14 @@ def _add_search_arguments(
         "the running trials' per-epoch checkpoints (in checkpoints/)",
     )
     run.add_argument(
+        "--keep-weights",
+        type=_non_negative_int,
+        default=DEFAULT_KEEP_WEIGHTS,
+        metavar="K",
+        help="keep the trained weights of the best K trials (in <artifact-dir>/weights; the "
+        "others' are deleted as better trials arrive) for 'optuna-nas export'; 0: none",
+    )
+    run.add_argument(
         "--no-progress-bar",
         action="store_true",
         help="log each trial (to stdout) instead of Optuna's progress bar",
@@ -507,6 +520,123 @@ def _add_dashboard_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="host to listen on")
     parser.add_argument("--port", type=_positive_int, default=8080, help="port")
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--study-name", default=None, help="study name (optional if the storage holds one study)"
+    )
+    parser.add_argument(
+        "--trial",
+        default="best",
+        help="the trial's number, or 'best' (the best re-trainable trial: a DARTS search "
+        "trial's supernet accuracy does not count)",
+    )
+    parser.add_argument("--out", required=True, help="the export folder (created)")
+    parser.add_argument(
+        "--artifact-dir",
+        default=DEFAULT_ARTIFACT_DIR,
+        help="the search's artifact folder (for weights kept as Optuna artifacts)",
+    )
+    parser.add_argument("--no-onnx", action="store_true", help="do not write model.onnx")
+
+
+def _add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group(
+        "architecture", "What is retrained: an export folder, or a trial of a study."
+    )
+    source.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="DIR",
+        help="an 'optuna-nas export' folder; its search's storage, study and data settings "
+        "(search.json) are the defaults of the options below",
+    )
+    source.add_argument(
+        "--storage",
+        default=None,
+        help="the search's Optuna storage URL: the trial is read from it and the result "
+        f"recorded in it (default: the export's, or {DEFAULT_STORAGE} with --trial)",
+    )
+    source.add_argument("--study-name", default=None, help="the search's study")
+    source.add_argument(
+        "--trial", default=None, help="retrain this trial of the study (a number or 'best')"
+    )
+    source.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record the result in the search's study",
+    )
+    protocol = parser.add_argument_group(
+        "protocol",
+        "The published evaluation protocol of the architecture's space (DARTS: 600 epochs, "
+        "C=36, 20 cells, cutout 16, drop-path 0.2, auxiliary head 0.4; NAS-Bench-201: 200 "
+        "epochs, C=16, 5 cells per stage); each option below overrides one of its fields.",
+    )
+    protocol.add_argument(
+        "--protocol",
+        default=None,
+        help="the protocol's name (default: the architecture's space)",
+    )
+    protocol.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
+    protocol.add_argument("--batch-size", type=_positive_int, default=None, help="batch size")
+    protocol.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
+    protocol.add_argument(
+        "--cutout", type=_non_negative_int, default=None, help="Cutout square side (0: none)"
+    )
+    protocol.add_argument(
+        "--drop-path-prob", type=float, default=None, help="final drop-path probability"
+    )
+    protocol.add_argument(
+        "--aux-weight", type=float, default=None, help="auxiliary head's loss weight"
+    )
+    protocol.add_argument(
+        "--build-args",
+        type=_mapping_type,
+        default=None,
+        metavar="MAPPING",
+        help="the network's build arguments, replacing the protocol's (e.g. '{\"channels\": "
+        '16, "layers": 8}\' for a shorter darts run)',
+    )
+    protocol.add_argument(
+        "--protocol-args",
+        type=_mapping_type,
+        default={},
+        metavar="MAPPING",
+        help="any other protocol fields, e.g. '{\"weight_decay\": 1e-4}'",
+    )
+    data = parser.add_argument_group(
+        "data", "The task (default: the search's, from the export's search.json or the study)."
+    )
+    data.add_argument("--dataset", default=None, metavar="DATASET", help="as in 'search'")
+    data.add_argument("--data-dir", default=None, help="where cifar10 is kept")
+    data.add_argument("--datamodule-args", type=_mapping_type, default=None, metavar="MAPPING")
+    data.add_argument("--subset", type=_positive_int, default=None, help="use only this many")
+    data.add_argument("--image-size", type=_positive_int, default=None, help="image side")
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--out",
+        default=None,
+        help="folder of the retrained model (an export folder: architecture.json, weights.pt, "
+        "model.onnx) and of its per-epoch checkpoint (checkpoints/last.ckpt: running the same "
+        "command again resumes from it); default: retrained_trial_<n>",
+    )
+    run.add_argument("--seed", type=_non_negative_int, default=0, help="training seed")
+    run.add_argument(
+        "--accelerator", default="auto", help="Lightning accelerator (auto, cpu, gpu, ...)"
+    )
+    run.add_argument(
+        "--devices",
+        dest="trial_devices",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="Lightning devices; more than 1 trains data-parallel (DDP, strategy ddp_spawn)",
+    )
+    run.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    run.add_argument("--no-onnx", action="store_true", help="do not write model.onnx")
+    run.add_argument("--no-progress-bar", action="store_true", help="no Lightning progress bar")
 
 
 def _add_spaces_arguments(parser: argparse.ArgumentParser) -> None:
@@ -620,6 +750,8 @@ def _print_trial(trial: optuna.trial.FrozenTrial, *, header: str) -> None:
     if "arch" in attrs:
         print(f"  {'architecture':<15}: {attrs.pop('arch')}")
     curve = attrs.pop("val_acc_curve", None)
+    for key in ("build", "keep_weights"):  # for export; `best --json` shows them
+        attrs.pop(key, None)
     if curve:
         print(f"  {'val_acc curve':<15}: {' '.join(f'{v:.3f}' for v in curve)}")
     # The user's own hyperparameters (NAS parameters are namespaced "space/...").
@@ -1010,6 +1142,9 @@ def _create_objective(args: argparse.Namespace, space: Any, datamodule: Any, epo
             seed=args.seed,
             # Created by the first epoch; a trial whose process dies resumes from it.
             checkpoint_dir=os.path.join(args.artifact_dir, CHECKPOINT_SUBDIR),
+            keep_weights=args.keep_weights,
+            # Absolute: the trials record the path, and `export` may run from another folder.
+            weights_dir=os.path.abspath(os.path.join(args.artifact_dir, WEIGHTS_SUBDIR)),
         )
     except (TypeError, ValueError) as error:
         raise CLIError(_one_line(error)) from None
@@ -1092,6 +1227,10 @@ def _open_study(
         )
     if study.user_attrs.get("demo_config") != config:
         study.set_user_attr("demo_config", config)
+    if study.metric_names is None:
+        from optuna_nas.dashboard import set_objective_names
+
+        set_objective_names(study, METRIC_NAMES)
     return study
 
 
@@ -1128,10 +1267,18 @@ def _run_search(args: argparse.Namespace) -> int:
                 n_trials = max(0, (n_trials or 1) - 1)
             if n_trials != 0:
                 _optimize(args, study, objective, n_trials, total)
+        _save_plots(study)
     if total is not None:  # a worker of `optuna-nas worker`, which prints the summary
         print(f"Done: {len(study.trials) - n_before} trials here.", flush=True)
         return 0
     return _print_summary(args, study, study.trials[n_before:], time.perf_counter() - start)
+
+
+def _save_plots(study: optuna.Study) -> None:
+    """The dashboard's study plots of the whole run (the callback refreshes them every 10)."""
+    from optuna_nas.dashboard import save_study_plots
+
+    save_study_plots(study)
 
 
 def _optimize(
@@ -1141,12 +1288,18 @@ def _optimize(
     n_trials: int | None,
     total: int | None,
 ) -> None:
+    from optuna_nas.dashboard import NASDashboardCallback
+
     study.optimize(
         objective,
         n_trials=n_trials,
         timeout=getattr(args, "timeout", None),
-        callbacks=[_GracefulInterrupt.after_trial]
-        + ([] if total is None else [_StopAtTotal(total)]),
+        # The dashboard's note of each trial first: an interrupt after a trial keeps it.
+        callbacks=[
+            NASDashboardCallback(),
+            _GracefulInterrupt.after_trial,
+            *([] if total is None else [_StopAtTotal(total)]),
+        ],
         show_progress_bar=not args.no_progress_bar,
     )
 
@@ -1237,6 +1390,7 @@ def _run_darts(args: argparse.Namespace) -> int:
             ):
                 objective.artifact_store = FileSystemArtifactStore(_make_dir(args.artifact_dir))
                 _optimize(args, study, objective, 1, None)
+        _save_plots(study)
     result = search.result
     if result is not None and result.arch_string is not None:
         print(
@@ -1298,9 +1452,14 @@ def _print_summary(
     for t in top:
         n_params = _format_number(t.user_attrs.get("n_params"))
         print(f"  #{t.number:<4} {t.value:.4f} {n_params:>7}  {t.user_attrs.get('arch')}")
+    where = f"--storage {args.storage} --study-name {args.study_name}"
     print(
-        "\nLook at every trial (curves, attributes, cell diagrams):\n"
-        f"  optuna-dashboard {args.storage} --artifact-dir {args.artifact_dir}"
+        "\nLook at every trial (notes, curves, cell diagrams, NAS plots):\n"
+        f"  optuna-nas dashboard --storage {args.storage} --artifact-dir {args.artifact_dir}\n"
+        "Export the best (architecture.json, weights, ONNX), then retrain it at full scale:\n"
+        f"  optuna-nas export {where} --artifact-dir {args.artifact_dir} --trial best "
+        "--out best_model\n"
+        "  optuna-nas retrain --from best_model --out best_model/retrain"
     )
     return 0
 
@@ -1623,6 +1782,266 @@ def _supervise(
     return 1 if failed else status
 
 
+# ------------------------------------------------------------------------------------ export
+#: Next to architecture.json in a CLI export: where the trial came from and its search's
+#: settings, the defaults of ``optuna-nas retrain --from``.
+SEARCH_FILE = "search.json"
+
+
+def _pick_trial(study: optuna.Study, trial: str) -> int:
+    """``--trial``: a number, or ``best``: the best re-trainable trial (no DARTS search)."""
+    if trial != "best":
+        try:
+            return int(trial)
+        except ValueError:
+            raise CLIError(f"--trial must be a trial number or 'best', got {trial!r}") from None
+    if len(study.directions) > 1:
+        numbers = [t.number for t in study.best_trials]
+        raise CLIError(
+            f"Study {study.study_name!r} has several objectives: pick one of its "
+            f"Pareto-optimal trials {numbers} with --trial N"
+        )
+    from optuna.trial import TrialState
+
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("source") != "darts_search" and t.value is not None
+    ]
+    if not complete:
+        raise CLIError(f"Study {study.study_name!r} has no completed trial to export yet.")
+    sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+    return max(complete, key=lambda t: (sign * float(t.value or 0.0), -t.number)).number
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_nas.export import export_trial
+
+    study = _load_study(args.storage, args.study_name)
+    number = _pick_trial(study, args.trial)
+    store = (
+        FileSystemArtifactStore(args.artifact_dir) if os.path.isdir(args.artifact_dir) else None
+    )
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the notice is printed below, once
+            exported = export_trial(
+                study, number, out_dir=args.out, artifact_store=store, onnx=not args.no_onnx
+            )
+    except (ValueError, OSError) as error:
+        raise CLIError(_one_line(error)) from None
+    search = {
+        "storage": _absolute_sqlite(args.storage),
+        "study_name": study.study_name,
+        "trial_number": number,
+        "settings": study.user_attrs.get("demo_config"),
+    }
+    _write_json(os.path.join(args.out, SEARCH_FILE), search)
+    value = ", ".join(f"{v:.4f}" for v in exported.source.get("values") or [])
+    print(f"Exported trial {number} of {study.study_name!r} (value {value}) to {args.out}:")
+    print(f"  {exported.search_space}: {exported.arch}")
+    files = ["architecture.json", SEARCH_FILE, exported.weights, exported.onnx]
+    print(f"  files: {', '.join(f for f in files if f)}")
+    if exported.notice:
+        print(f"  note: {exported.notice}")
+    else:
+        print(f"  load it: optuna_nas.load_model({args.out!r})")
+    return 0
+
+
+def _absolute_sqlite(url: str) -> str:
+    """An SQLite URL with an absolute path (an export may be used from another folder)."""
+    prefix = "sqlite:///"
+    path = url[len(prefix) :] if url.startswith(prefix) else None
+    if not path or os.path.isabs(path) or path.startswith(":memory:"):
+        return url
+    return prefix + os.path.abspath(path)
+
+
+def _write_json(path: str, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+
+
+# ------------------------------------------------------------------------------------ retrain
+def _retrain_source(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The architecture to retrain and its search's record (storage, study, trial, settings)."""
+    import dataclasses
+
+    from optuna_nas.export import load_architecture
+
+    if args.source is not None and args.trial is not None:
+        raise CLIError("give either --from DIR or --trial N, not both")
+    if args.source is not None:
+        try:
+            exported = load_architecture(args.source)
+        except (ValueError, OSError) as error:
+            raise CLIError(f"--from {args.source}: {_one_line(error)}") from None
+        search: dict[str, Any] = {
+            "study_name": exported.source.get("study_name"),
+            "trial_number": exported.source.get("trial_number"),
+        }
+        path = os.path.join(args.source, SEARCH_FILE)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                search.update(json.load(f))
+        if args.storage is not None:
+            search["storage"] = args.storage
+        return exported, search
+    if args.trial is None:
+        raise CLIError("say what to retrain: --from DIR (an export) or --trial N|best")
+    import tempfile
+    import warnings
+
+    from optuna_nas.export import export_trial
+
+    storage = args.storage or DEFAULT_STORAGE
+    study = _load_study(storage, args.study_name)
+    number = _pick_trial(study, args.trial)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no weights needed: retrain trains from scratch
+        try:
+            exported = export_trial(study, number, out_dir=tmp, onnx=False)
+        except ValueError as error:
+            raise CLIError(_one_line(error)) from None
+    # Only the description is used (retrain trains from scratch); the folder is gone.
+    exported = dataclasses.replace(exported, path=None, weights=None, onnx=None, notice=None)
+    search = {
+        "storage": storage,
+        "study_name": study.study_name,
+        "trial_number": number,
+        "settings": study.user_attrs.get("demo_config"),
+    }
+    return exported, search
+
+
+def _retrain_data_args(args: argparse.Namespace, settings: dict[str, Any]) -> argparse.Namespace:
+    """The data options of ``retrain``: given ones, else the search's, else search's defaults."""
+    data = argparse.Namespace(
+        dataset=args.dataset or settings.get("dataset") or "mnist",
+        data_dir=args.data_dir or "./data",
+        datamodule_args=(
+            args.datamodule_args
+            if args.datamodule_args is not None
+            else dict(settings.get("datamodule_args") or {})
+        ),
+        subset=args.subset if args.subset is not None else settings.get("subset"),
+        image_size=args.image_size if args.image_size is not None else settings.get("image_size"),
+        batch_size=64,  # replaced by the protocol's during the fit
+    )
+    if _dataset_spec(data.dataset).kind == "cifar10" and "search_split" not in (
+        data.datamodule_args
+    ):
+        # The papers' protocol: train on all 50,000 training images, test on the 10,000.
+        data.datamodule_args = {**data.datamodule_args, "search_split": False}
+    return data
+
+
+def _retrain_protocol(args: argparse.Namespace, space_name: str) -> Any:
+    from optuna_nas.retrain import get_protocol
+
+    overrides: dict[str, Any] = dict(args.protocol_args)
+    for key in ("epochs", "batch_size", "lr", "cutout", "drop_path_prob", "aux_weight"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    if args.build_args is not None:
+        overrides["build_kwargs"] = dict(args.build_args)
+    name = args.protocol or space_name
+    try:
+        return get_protocol(name, **overrides)
+    except (TypeError, ValueError) as error:
+        raise CLIError(f"--protocol {name}: {_one_line(error)}") from None
+
+
+def _run_retrain(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from optuna_nas.export import export_network
+    from optuna_nas.retrain import retrain
+
+    exported, search = _retrain_source(args)
+    protocol = _retrain_protocol(args, exported.search_space)
+    data_args = _retrain_data_args(args, dict(search.get("settings") or {}))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    datamodule = _create_datamodule(data_args)
+    study = None
+    number = search.get("trial_number")
+    if not args.no_record and search.get("storage") and search.get("study_name"):
+        study = _load_study(search["storage"], search["study_name"])
+    out = args.out or f"retrained_trial_{number if number is not None else 'model'}"
+    checkpoint_dir = os.path.join(out, CHECKPOINT_SUBDIR)
+    resuming = os.path.isfile(os.path.join(checkpoint_dir, "last.ckpt"))
+    print(
+        f"optuna-nas retrain: {exported.search_space} {exported.arch}\n"
+        f"  protocol {args.protocol or exported.search_space}: {protocol.epochs} epochs, batch "
+        f"{protocol.batch_size}, {protocol.optimizer} lr {protocol.lr:g}, cutout "
+        f"{protocol.cutout}, drop-path {protocol.drop_path_prob:g}, aux {protocol.aux_weight:g}, "
+        f"build {protocol.build_kwargs}\n"
+        f"  data {data_args.dataset}; checkpoints in {checkpoint_dir}"
+        + (" (resuming)" if resuming else ""),
+        flush=True,
+    )
+    trainer_kwargs = _trainer_kwargs(args)
+    trainer_kwargs["enable_progress_bar"] = not args.no_progress_bar
+    try:
+        with _GracefulInterrupt.installed():
+            result = retrain(
+                exported.space,
+                exported.arch,
+                datamodule,
+                protocol=protocol,
+                trainer_kwargs=trainer_kwargs,
+                checkpoint_dir=checkpoint_dir,
+                seed=args.seed,
+                study=study,
+                trial_number=number if study is not None else None,
+            )
+    except ValueError as error:
+        raise CLIError(_one_line(error)) from None
+    retrained = dataclasses.replace(
+        exported,
+        build_kwargs=dict(protocol.build_kwargs),
+        num_classes=int(datamodule.num_classes),
+        in_channels=int(datamodule.in_channels),
+        image_size=int(datamodule.image_size),
+        source={
+            **exported.source,
+            "retrain": {
+                "protocol": protocol.to_dict(),
+                f"{result.split}_acc": result.test_acc,
+                f"{result.split}_loss": result.test_loss,
+                "epochs": result.epochs,
+                "dataset": data_args.dataset,
+            },
+        },
+    )
+    export_network(retrained, result.network, out_dir=out, onnx=not args.no_onnx)
+    search_value = (exported.source.get("values") or [None])[0]
+    print(
+        f"\nRetrained {result.epochs} epochs: {result.split}_acc {result.test_acc:.4f} "
+        f"({result.n_params:,} parameters, {result.train_time_s:.0f} s)"
+        + (f"; search val_acc {search_value:.4f}" if isinstance(search_value, float) else "")
+    )
+    print(f"  model: {out} (optuna_nas.load_model({out!r}))")
+    if study is not None:
+        from optuna_nas.dashboard import write_trial_note
+
+        if number is not None:
+            write_trial_note(study, int(number))
+        _save_plots(study)
+        print(f"  recorded in study {study.study_name!r} (trial {number}'s note and plots)")
+    return 0
+
+
 def _run_best(args: argparse.Namespace) -> int:
     study = _load_study(args.storage, args.study_name)
     completed = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -1654,6 +2073,13 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     except ImportError:
         raise CLIError("optuna-dashboard is not installed: pip install optuna-dashboard") from None
     storage = _open_storage(args.storage)
+    import optuna
+
+    from optuna_nas.dashboard import annotate_study
+
+    # Objective names, a note per trial and the NAS plots, for studies of any age.
+    for summary in optuna.get_all_study_summaries(storage):
+        annotate_study(optuna.load_study(study_name=summary.study_name, storage=storage))
     print(f"optuna-dashboard on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     from optuna.artifacts import FileSystemArtifactStore
 
@@ -1753,6 +2179,38 @@ _COMMANDS: dict[str, _Command] = {
         _add_spaces_arguments,
         help="list the search spaces: size, string format, build arguments",
         storage=False,
+    ),
+    "export": _Command(
+        _run_export,
+        _add_export_arguments,
+        help="export a trial: architecture.json, its kept weights and model.onnx",
+        description=(
+            "Write a trial's architecture (space, string, parameters, build arguments) as "
+            "architecture.json, with the trained weights (weights.pt) and an ONNX file "
+            "(model.onnx) when the search kept them (--keep-weights, the best 3 by default), "
+            "and the search's settings (search.json). optuna_nas.load_model(DIR) rebuilds the "
+            "trained nn.Module; 'optuna-nas retrain --from DIR' trains it at full scale."
+        ),
+    ),
+    "retrain": _Command(
+        _run_retrain,
+        _add_retrain_arguments,
+        help="train an exported or chosen architecture with its space's published protocol",
+        description=(
+            "Train an architecture from scratch at full scale with the evaluation protocol of "
+            "its space (DARTS: 600 epochs, C=36, 20 cells, batch 96, SGD 0.025 cosine, cutout "
+            "16, drop-path 0.2, auxiliary head 0.4, gradient clip 5; NAS-Bench-201: 200 "
+            "epochs, C=16, 5 cells per stage, batch 256, SGD 0.1 Nesterov cosine), every field "
+            "overridable; test it, write the trained model as an export folder, and record "
+            "the result in the search's study (the dashboard shows it next to the search "
+            "accuracy). Each epoch is checkpointed: the same command resumes."
+        ),
+        epilog=(
+            "A smoke run: optuna-nas retrain --from best_model --epochs 1 --build-args "
+            '\'{"channels": 4, "cells_per_stage": 1}\'. Several GPUs: --devices N (DDP).'
+        ),
+        config=True,
+        storage=False,  # in the "architecture" group
     ),
     "best": _Command(
         _run_best,

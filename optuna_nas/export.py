@@ -67,6 +67,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ExportedArchitecture",
+    "export_network",
     "export_trial",
     "load_architecture",
     "load_model",
@@ -319,6 +320,64 @@ def export_trial(
     if notice is not None:
         warnings.warn(f"{notice} Exported the architecture only.", stacklevel=2)
         exported = dataclasses.replace(exported, notice=notice)
+    return exported
+
+
+def export_network(
+    exported: ExportedArchitecture,
+    network: nn.Module,
+    *,
+    out_dir: str | os.PathLike[str],
+    onnx: bool = True,
+) -> ExportedArchitecture:
+    """Write a network you trained yourself as an export folder that :func:`load_model` reads.
+
+    For a network built from ``exported`` (e.g. ``exported.build(channels=36)`` retrained at
+    full scale, as ``optuna-nas retrain`` does): ``exported`` describes it (pass it with the
+    build arguments, classes and channels the network was built with), and its ``state_dict``
+    goes to ``weights.pt``, the network in eval mode to ``model.onnx``.
+
+    Args:
+        exported: The description of ``network`` (``architecture.json``'s content).
+        network: The network; its training mode is restored afterwards.
+        out_dir: The folder (created).
+        onnx: Also write ``model.onnx``.
+
+    Returns:
+        The written export (``path`` set).
+
+    Raises:
+        ValueError: ``network``'s parameters do not fit the network ``exported`` builds.
+    """
+    out = os.fspath(out_dir)
+    os.makedirs(out, exist_ok=True)
+    exported = dataclasses.replace(
+        exported, path=os.path.abspath(out), weights=WEIGHTS_FILE, onnx=None, notice=None
+    )
+    state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    try:  # the description must rebuild this network, or load_model would fail later
+        exported.build().load_state_dict(state)
+    except RuntimeError as error:
+        message = " ".join(str(error).split())
+        raise ValueError(f"The network does not fit its description: {message}") from None
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as staging:
+        torch.save(state, os.path.join(staging, WEIGHTS_FILE))
+        if onnx:
+            training = network.training
+            shape = (exported.in_channels, exported.image_size, exported.image_size)
+            try:
+                write_onnx(network, os.path.join(staging, ONNX_FILE), input_shape=shape)
+            finally:
+                network.train(training)
+            exported = dataclasses.replace(exported, onnx=ONNX_FILE)
+        for file in (WEIGHTS_FILE, ONNX_FILE):
+            staged, target = os.path.join(staging, file), os.path.join(out, file)
+            if os.path.exists(staged):
+                os.replace(staged, target)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(target)
+        _write_json(os.path.join(out, ARCHITECTURE_FILE), exported.to_json())
     return exported
 
 

@@ -58,7 +58,8 @@ def test_demo_creates_the_study_and_prints_the_best_architecture(
     assert len(study.trials) == 2
     best = study.best_trial
     assert best.user_attrs["arch"] in out
-    assert f"optuna-dashboard {storage} --artifact-dir {cli.DEFAULT_ARTIFACT_DIR}" in out
+    artifacts = cli.DEFAULT_ARTIFACT_DIR
+    assert f"optuna-nas dashboard --storage {storage} --artifact-dir {artifacts}" in out
     assert study.user_attrs["demo_config"]["dataset"] == "digits"
     # Each trial carries its cell diagram as an SVG artifact for the dashboard.
     metas = optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
