@@ -12,7 +12,10 @@ downloaded or loaded: the data modules read their data in ``setup``).
 from __future__ import annotations
 
 from collections.abc import Callable
+import functools
 import math
+from pathlib import Path
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -52,6 +55,7 @@ from optuna_nas.search_spaces._nasbench201 import NASBench201Network
 from optuna_nas.training import ChildModule
 from optuna_nas.training import CIFAR10DataModule
 from optuna_nas.training import EmbeddedDataModule
+from optuna_nas.training import ImageFolderDataModule
 from optuna_nas.training import NASObjective
 
 
@@ -86,6 +90,14 @@ def _architect_baseline() -> dict[str, Any]:
 
 def _nb201_bench() -> NB201Benchmark:
     return NB201Benchmark(archs=[_CELL], accuracies=[90.0], hardware={"latency": [1.0]})
+
+
+@functools.cache
+def _image_folder() -> str:
+    """Two class folders of two tiny PNGs (listed by the constructor, never read here)."""
+    from cli_helpers import make_image_folder
+
+    return str(make_image_folder(Path(tempfile.mkdtemp()) / "images", classes=2, per_class=2))
 
 
 def _images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,6 +135,7 @@ BASELINES: dict[Callable[..., Any], Callable[[], dict[str, Any]]] = {
     EpochSampler: lambda: {"num_samples": 4},
     DeviceTensorLoader: lambda: {"images": _images()[0], "labels": _images()[1], "batch_size": 2},
     Cutout: lambda: {"length": 2},
+    ImageFolderDataModule: lambda: {"root": _image_folder()},
     RetrainProtocol: lambda: {"epochs": 1, "batch_size": 2},
 }
 
@@ -195,6 +208,14 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     *[(dm, "num_workers", _COUNT_OR_NONE) for dm in (CIFAR10DataModule, EmbeddedDataModule)],
     *[(dm, "seed", [*_SEED, None]) for dm in (CIFAR10DataModule, EmbeddedDataModule)],
     *[(dm, "val_fraction", [*_REAL, 0.0, 1.0]) for dm in (CIFAR10DataModule, EmbeddedDataModule)],
+    (ImageFolderDataModule, "batch_size", [*_COUNT, 0]),
+    (ImageFolderDataModule, "eval_batch_size", [*_COUNT_OR_NONE, 0]),
+    (ImageFolderDataModule, "num_workers", _COUNT_OR_NONE),
+    (ImageFolderDataModule, "seed", [*_SEED, None]),
+    (ImageFolderDataModule, "image_size", [*_COUNT, 0, 3]),
+    (ImageFolderDataModule, "val_fraction", [*_REAL, 0.0, 1.0]),
+    (ImageFolderDataModule, "test_fraction", [*_REAL, 1.0]),
+    (ImageFolderDataModule, "subset", [*_COUNT_OR_NONE, 0, 3]),
     (CIFAR10DataModule, "subset", [*_COUNT_OR_NONE, 0, 1]),
     (EmbeddedDataModule, "subset", [*_COUNT_OR_NONE, 0, 19]),
     (EmbeddedDataModule, "test_fraction", [*_REAL, 1.0]),
