@@ -6,8 +6,8 @@ and NAS samplers (:mod:`optuna_nas.samplers`) and pruners (:mod:`optuna_nas.prun
 the search.
 
 The names below are imported on first use (PEP 562), so that ``import optuna_nas.samplers``
-(or ``.search_spaces``, ``.pruners``, ``.benchmarks``, ``.visualization``) does not pull in
-Lightning and the training stack.
+(or ``.search_spaces``, ``.pruners``, ``.benchmarks``, ``.visualization``, ``.export``) does not
+pull in Lightning and the training stack.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from optuna_nas import search_spaces
     from optuna_nas import storages
     from optuna_nas import training
+    from optuna_nas.export import ExportedArchitecture
+    from optuna_nas.export import export_trial
+    from optuna_nas.export import load_architecture
+    from optuna_nas.export import load_model
     from optuna_nas.search_spaces import SearchSpace
     from optuna_nas.search_spaces import create_search_space
     from optuna_nas.search_spaces import list_search_spaces
@@ -39,6 +43,7 @@ __all__ = [
     "CIFAR10DataModule",
     "ChildModule",
     "EmbeddedDataModule",
+    "ExportedArchitecture",
     "InvalidArchitectureError",
     "NASObjective",
     "NonFiniteError",
@@ -46,7 +51,10 @@ __all__ = [
     "__version__",
     "create_search_space",
     "create_storage",
+    "export_trial",
     "list_search_spaces",
+    "load_architecture",
+    "load_model",
     "search_spaces",
     "storages",
     "training",
@@ -57,13 +65,17 @@ _LAZY = {
     "CIFAR10DataModule": "optuna_nas.training",
     "ChildModule": "optuna_nas.training",
     "EmbeddedDataModule": "optuna_nas.training",
+    "ExportedArchitecture": "optuna_nas.export",
     "InvalidArchitectureError": "optuna_nas.trial_outcome",
     "NASObjective": "optuna_nas.training",
     "NonFiniteError": "optuna_nas.trial_outcome",
     "SearchSpace": "optuna_nas.search_spaces",
     "create_search_space": "optuna_nas.search_spaces",
     "create_storage": "optuna_nas.storages",
+    "export_trial": "optuna_nas.export",
     "list_search_spaces": "optuna_nas.search_spaces",
+    "load_architecture": "optuna_nas.export",
+    "load_model": "optuna_nas.export",
     "search_spaces": "optuna_nas.search_spaces",
     "storages": "optuna_nas.storages",
     "training": "optuna_nas.training",

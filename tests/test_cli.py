@@ -58,7 +58,8 @@ def test_demo_creates_the_study_and_prints_the_best_architecture(
     assert len(study.trials) == 2
     best = study.best_trial
     assert best.user_attrs["arch"] in out
-    assert f"optuna-dashboard {storage} --artifact-dir {cli.DEFAULT_ARTIFACT_DIR}" in out
+    artifacts = cli.DEFAULT_ARTIFACT_DIR
+    assert f"optuna-nas dashboard --storage {storage} --artifact-dir {artifacts}" in out
     assert study.user_attrs["demo_config"]["dataset"] == "digits"
     # Each trial carries its cell diagram as an SVG artifact for the dashboard.
     metas = optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
@@ -561,14 +562,18 @@ def test_worker_devices_map_to_one_visible_device_each(monkeypatch: pytest.Monke
         slots("--devices", "0")
 
 
-def test_worker_runs_the_demo_with_the_same_arguments() -> None:
+def test_worker_runs_search_with_the_same_arguments() -> None:
+    # The workers run `search` (every space and dataset), no longer `demo`.
+    argv = ["worker", "--n-trials", "7", "--seed", "3", "--heartbeat-interval", "0", *TINY]
     args = cli.build_parser().parse_args(
-        ["worker", "--n-trials", "7", "--seed", "3", "--heartbeat-interval", "0", *TINY]
+        [*argv, "--space", "darts", "--build-args", '{"drop_path_prob": 0.1}']
     )
-    argv = cli._demo_argv(args, total_trials=7, threads="2")
+    argv = cli._search_argv(args, total_trials=7, threads="2")
     again = cli.build_parser().parse_args(argv)
-    assert again.command == "demo" and again.total_trials == 7 and again.threads == 2
-    shared = set(vars(again)) - {"command", "n_trials", "total_trials", "threads"}
+    assert again.command == "search" and again.total_trials == 7 and again.threads == 2
+    assert again.build_args == {"drop_path_prob": 0.1} and again.trial_devices == 1
+    shared = (set(vars(again)) & set(vars(args))) - {"command", "n_trials", "threads"}
+    assert shared >= {"space", "dataset", "seed", "epochs", "build_args", "heartbeat_interval"}
     assert {k: getattr(again, k) for k in shared} == {k: getattr(args, k) for k in shared}
 
 
@@ -608,3 +613,266 @@ def test_worker_total_counts_results_and_running_trials_only() -> None:
     study.optimize(lambda t: 0.0, n_trials=5, callbacks=[cli._StopAtTotal(6)])
     # (the first runs the WAITING trial, the second is new)
     assert len(study.trials) == 8 and cli._n_counted_trials(study) == 6
+
+
+# ------------------------------------------------------------------ search, spaces, darts
+SEARCH_TINY = [
+    "--dataset",
+    "digits",
+    "--subset",
+    "300",
+    "--image-size",
+    "8",
+    "--channels",
+    "4",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--accelerator",
+    "cpu",
+    "--no-progress-bar",
+]
+
+
+def _search(tmp_path: Any, *argv: str, db: str = "s.db") -> tuple[int, str]:
+    storage = _storage(tmp_path, db)
+    return cli.main(["search", "--storage", storage, *argv]), storage
+
+
+def test_spaces_match_the_registry() -> None:
+    from optuna_nas.search_spaces import list_search_spaces
+
+    assert list(cli.SPACES) == list_search_spaces()
+
+
+def test_spaces_lists_sizes_formats_and_build_arguments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    assert "nasbench201:" in out and "15,625" in out and "~0|+|" in out
+    # DARTS: ~10^20 parameter assignments (ordered input pairs; ~10^18 distinct cells).
+    assert "Genotype(normal=" in out and "~2.76e20" in out and "cells_per_stage=5" in out
+    assert cli.main(["spaces", "--json"]) == 0
+    entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert set(entries) == set(cli.SPACES)
+    assert entries["nasbench201"]["num_architectures"] == 15625
+    assert 10**20 < entries["darts"]["num_architectures"] < 10**21
+    assert entries["darts"]["build_args"]["layers"] == 20
+    assert entries["macro"]["space_args"]["num_layers"] == 6
+
+
+@pytest.mark.parametrize(
+    ("space", "extra"),
+    [
+        ("darts", ["--layers", "3"]),
+        ("macro", ["--space-args", '{"num_layers": 3, "num_filters": [4, 8]}']),
+    ],
+)
+def test_search_on_each_space(space: str, extra: list[str], tmp_path: Any) -> None:
+    argv = [*SEARCH_TINY, "--n-trials", "2", "--space", space, *extra]
+    if space == "macro":
+        argv.remove("--channels")
+        argv.remove("4")
+    status, storage = _search(tmp_path, *argv)
+    assert status == 0
+    study = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert all(t.user_attrs["search_space"] == space for t in study.trials)
+    assert study.user_attrs["demo_config"]["space"] == space
+
+
+def test_a_build_flag_of_another_space_is_an_error(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = _search(tmp_path, *SEARCH_TINY, "--layers", "3")  # nasbench201
+    assert status == 1
+    assert "--layers does not apply to --space nasbench201" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sampler", cli.SAMPLERS)
+def test_a_resumed_study_trains_fresh_architectures(sampler: str, tmp_path: Any) -> None:
+    """Two runs of 3 trials on one storage give 6 distinct architectures (with one seed)."""
+    argv = [*SEARCH_TINY, "--n-trials", "3", "--sampler", sampler, "--pruner", "none"]
+    assert _search(tmp_path, *argv)[0] == 0
+    status, storage = _search(tmp_path, *argv)
+    assert status == 0
+    trials = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage).trials
+    assert len(trials) == 6
+    assert len({t.user_attrs["arch"] for t in trials}) == 6
+    # Deterministic: the same two runs on another storage draw the same architectures.
+    if sampler == "random":
+        _search(tmp_path, *argv, db="again.db")
+        _, again = _search(tmp_path, *argv, db="again.db")
+        other = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=again).trials
+        assert [t.user_attrs["arch"] for t in other] == [t.user_attrs["arch"] for t in trials]
+
+
+def test_search_with_darts_searches_then_retrains_then_samples(tmp_path: Any) -> None:
+    argv = [*SEARCH_TINY, "--n-trials", "3", "--sampler", "darts", "--then-sampler", "tpe"]
+    status, storage = _search(tmp_path, *argv)
+    assert status == 0
+    trials = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage).trials
+    assert [t.user_attrs.get("source") for t in trials] == ["darts_search", "darts", None]
+    assert trials[1].user_attrs["arch"] == trials[0].user_attrs["darts:arch"]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_darts_command_searches_and_retrains(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = _storage(tmp_path, "d.db")
+    argv = ["darts", "--storage", storage, *SEARCH_TINY, "--space", "darts", "--layers", "3"]
+    argv += ["--search-epochs", "2", "--early-stop-skip-connections", "2", "--aux-skip"]
+    assert cli.main([*argv, "--retrain-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    search, retrained = optuna.load_study(
+        study_name=cli.DEFAULT_STUDY_NAME, storage=storage
+    ).trials
+    assert search.user_attrs["source"] == "darts_search" and 1 <= search.user_attrs["darts:epochs"]
+    assert retrained.user_attrs["source"] == "darts"
+    assert retrained.user_attrs["arch"] == search.user_attrs["darts:arch"] in out
+    # The same study goes on with `search` (same settings), comparable trials.
+    argv = [*SEARCH_TINY, "--space", "darts", "--layers", "3", "--n-trials", "1"]
+    assert cli.main(["search", "--storage", storage, *argv]) == 0
+
+
+def test_search_on_an_image_folder(tmp_path: Any) -> None:
+    from cli_helpers import make_image_folder
+
+    root = make_image_folder(tmp_path / "shapes", classes=3, per_class=6)
+    argv = ["--dataset", f"imagefolder:{root}", "--image-size", "8", "--channels", "4"]
+    argv += ["--epochs", "1", "--n-trials", "2", "--accelerator", "cpu", "--no-progress-bar"]
+    status, storage = _search(tmp_path, *argv, "--batch-size", "4")
+    assert status == 0
+    study = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage)
+    assert len(study.trials) == 2 and study.best_trial.value is not None
+    assert study.user_attrs["demo_config"]["dataset"] == f"imagefolder:{root}"
+
+
+def test_search_on_a_users_datamodule(tmp_path: Any) -> None:
+    argv = ["--dataset", "cli_helpers:TinyDataModule", "--datamodule-args", "n: 48"]
+    argv += ["--channels", "4", "--epochs", "1", "--n-trials", "1", "--accelerator", "cpu"]
+    status, storage = _search(tmp_path, *argv, "--no-progress-bar")
+    assert status == 0
+    (trial,) = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage).trials
+    assert trial.state == TrialState.COMPLETE
+
+
+def test_cifar10_builds_the_cifar_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optuna_nas.training import CIFAR10DataModule
+
+    monkeypatch.setattr(CIFAR10DataModule, "prepare_data", lambda self: None)
+    args = cli.build_parser().parse_args(
+        ["search", "--dataset", "cifar10", "--data-dir", "/nowhere", "--subset", "100"]
+    )
+    dm = cli._create_datamodule(args)
+    assert isinstance(dm, CIFAR10DataModule)
+    assert (dm.data_dir, dm.subset, dm.batch_size) == ("/nowhere", 100, 64)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "fashion"], "--dataset 'fashion': expected mnist, digits, cifar10"),
+        (["--dataset", "imagefolder:/no/such/dir"], "'/no/such/dir' does not exist"),
+        (["--dataset", "no_such_module:DM"], "cannot import 'no_such_module'"),
+        (["--dataset", "cli_helpers:Missing"], "has no attribute 'Missing'"),
+        (["--dataset", "cli_helpers:NoImageSize"], "lacks attribute(s) in_channels, image_size"),
+        (["--dataset", "cli_helpers:TinyDataModule", "--datamodule-args", "{bad: 1}"], "bad"),
+        (["--space-args", '{"num_nodes": 0}', "--space", "darts"], "num_nodes"),
+        (["--build-args", '{"depth": 3}'], "depth"),
+    ],
+)
+def test_bad_search_values_are_one_line_errors(
+    argv: list[str], message: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _search(tmp_path, *argv, "--n-trials", "1", "--accelerator", "cpu")[0] == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("optuna-nas search: error: "), lines
+    assert message in lines[0]
+    assert os.listdir(tmp_path) == []  # nothing created
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "--space", "nasbench301"], "invalid choice: 'nasbench301'"),
+        (["search", "--build-args", "[1, 2]"], "expected a JSON/YAML mapping, got '[1, 2]'"),
+        (["darts", "--space", "macro"], "invalid choice: 'macro'"),
+        (["search", "--config", "missing.yaml"], "missing.yaml"),
+    ],
+)
+def test_bad_search_arguments_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"optuna-nas {argv[0]}: error: ") and message in err[-1], err
+
+
+def test_a_config_file_with_flags_overriding_it(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "space: nasbench201\nsampler: evolution\nn_trials: 5\ndataset: digits\nsubset: 300\n"
+        "image_size: 8\nchannels: 4\nepochs: 1\naccelerator: cpu\nno_progress_bar: true\n"
+        "build_args:\n  cells_per_stage: 1\n"
+    )
+    argv = ["search", "--config", str(config), "--n-trials", "1"]
+    args = cli.build_parser().parse_args(argv)
+    assert (args.sampler, args.n_trials, args.image_size) == ("evolution", 1, 8)
+    assert args.build_args == {"cells_per_stage": 1}
+    assert cli.main([*argv, "--storage", _storage(tmp_path)]) == 0
+    trials = _study_trials(_storage(tmp_path))
+    assert len(trials) == 1 and trials[0].user_attrs["search_space"] == "nasbench201"
+
+    # --print_config prints the resolved options: a config file to start from.
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--print_config"])
+    assert info.value.code == 0
+    import yaml
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["n_trials"] == 1 and printed["sampler"] == "evolution"
+    assert printed["build_args"] == {"cells_per_stage": 1}
+
+
+def test_a_resumed_study_with_another_space_or_dataset_is_refused(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _search(tmp_path, *SEARCH_TINY, "--n-trials", "1")[0] == 0
+    assert _search(tmp_path, *SEARCH_TINY, "--n-trials", "1", "--space", "darts")[0] == 1
+    assert "space='nasbench201'" in capsys.readouterr().err
+    argv = [*SEARCH_TINY, "--n-trials", "1", "--build-args", "cells_per_stage: 2"]
+    assert _search(tmp_path, *argv)[0] == 1
+    assert "build=" in capsys.readouterr().err
+
+
+def test_search_and_darts_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("search", "darts"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        out = capsys.readouterr().out
+        for group in ("search:", "network:", "data:", "fidelity (advanced):", "storage and run:"):
+            assert group in out, (command, group)
+        assert "(default: nasbench201)" in " ".join(out.split()) and "--print_config" in out
+    assert "--retrain-epochs" in out and "--second-order" in out
+
+
+def test_trials_can_be_data_parallel() -> None:
+    args = cli.build_parser().parse_args(["search", "--devices", "2", "--accelerator", "cpu"])
+    assert cli._trainer_kwargs(args) == {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp_spawn",
+    }
+    args = cli.build_parser().parse_args(["search"])
+    assert [type(c).__name__ for c in cli._trainer_kwargs(args)["callbacks"]] == [
+        "InterruptAtBatchEnd"
+    ]

@@ -12,7 +12,10 @@ downloaded or loaded: the data modules read their data in ``setup``).
 from __future__ import annotations
 
 from collections.abc import Callable
+import functools
 import math
+from pathlib import Path
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -31,10 +34,13 @@ from optuna_nas.darts import DartsSearch
 from optuna_nas.darts import DartsSupernet
 from optuna_nas.darts import NB201Supernet
 from optuna_nas.darts import SkipConnectionEarlyStopping
+from optuna_nas.dashboard import NASDashboardCallback
+from optuna_nas.data import Cutout
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import EpochSampler
 from optuna_nas.data import RandomCropFlip
 from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.retrain import RetrainProtocol
 from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.samplers import RNNControllerSampler
 from optuna_nas.search_spaces import DARTS_V2
@@ -49,6 +55,7 @@ from optuna_nas.search_spaces._nasbench201 import NASBench201Network
 from optuna_nas.training import ChildModule
 from optuna_nas.training import CIFAR10DataModule
 from optuna_nas.training import EmbeddedDataModule
+from optuna_nas.training import ImageFolderDataModule
 from optuna_nas.training import NASObjective
 
 
@@ -85,6 +92,14 @@ def _nb201_bench() -> NB201Benchmark:
     return NB201Benchmark(archs=[_CELL], accuracies=[90.0], hardware={"latency": [1.0]})
 
 
+@functools.cache
+def _image_folder() -> str:
+    """Two class folders of two tiny PNGs (listed by the constructor, never read here)."""
+    from cli_helpers import make_image_folder
+
+    return str(make_image_folder(Path(tempfile.mkdtemp()) / "images", classes=2, per_class=2))
+
+
 def _images() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.zeros(8, 1, 4, 4), torch.zeros(8, dtype=torch.long)
 
@@ -119,6 +134,9 @@ BASELINES: dict[Callable[..., Any], Callable[[], dict[str, Any]]] = {
     Architect: _architect_baseline,
     EpochSampler: lambda: {"num_samples": 4},
     DeviceTensorLoader: lambda: {"images": _images()[0], "labels": _images()[1], "batch_size": 2},
+    Cutout: lambda: {"length": 2},
+    ImageFolderDataModule: lambda: {"root": _image_folder()},
+    RetrainProtocol: lambda: {"epochs": 1, "batch_size": 2},
 }
 
 
@@ -171,6 +189,7 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     (NASObjective, "max_epochs", [*_COUNT, 0]),
     (NASObjective, "latency_repeats", [*_COUNT, 0]),
     (NASObjective, "seed", [*_SEED, None]),
+    (NASObjective, "keep_weights", _COUNT),
     (ChildModule, "num_classes", [*_COUNT, 0, 1]),
     (ChildModule, "lr", [*_REAL, 0.0]),
     (ChildModule, "lr_min", [*_REAL, 0.2]),  # above lr=0.1
@@ -189,11 +208,35 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     *[(dm, "num_workers", _COUNT_OR_NONE) for dm in (CIFAR10DataModule, EmbeddedDataModule)],
     *[(dm, "seed", [*_SEED, None]) for dm in (CIFAR10DataModule, EmbeddedDataModule)],
     *[(dm, "val_fraction", [*_REAL, 0.0, 1.0]) for dm in (CIFAR10DataModule, EmbeddedDataModule)],
+    (ImageFolderDataModule, "batch_size", [*_COUNT, 0]),
+    (ImageFolderDataModule, "eval_batch_size", [*_COUNT_OR_NONE, 0]),
+    (ImageFolderDataModule, "num_workers", _COUNT_OR_NONE),
+    (ImageFolderDataModule, "seed", [*_SEED, None]),
+    (ImageFolderDataModule, "image_size", [*_COUNT, 0, 3]),
+    (ImageFolderDataModule, "val_fraction", [*_REAL, 0.0, 1.0]),
+    (ImageFolderDataModule, "test_fraction", [*_REAL, 1.0]),
+    (ImageFolderDataModule, "subset", [*_COUNT_OR_NONE, 0, 3]),
     (CIFAR10DataModule, "subset", [*_COUNT_OR_NONE, 0, 1]),
     (EmbeddedDataModule, "subset", [*_COUNT_OR_NONE, 0, 19]),
     (EmbeddedDataModule, "test_fraction", [*_REAL, 1.0]),
     (EmbeddedDataModule, "image_size", [*_COUNT_OR_NONE, 0, 3]),
+    (NASDashboardCallback, "plot_every", [*_COUNT, 0]),
     (RandomCropFlip, "padding", _COUNT),
+    (Cutout, "length", _COUNT),
+    # Cutout's square must fit the image (CIFAR-10: 32; EmbeddedDataModule: MNIST's 28).
+    (CIFAR10DataModule, "cutout", [*_COUNT, 32]),
+    (EmbeddedDataModule, "cutout", [*_COUNT, 28]),
+    # Retraining protocols.
+    *[(RetrainProtocol, a, [*_COUNT, 0]) for a in ("epochs", "batch_size")],
+    (RetrainProtocol, "lr", [*_REAL, 0.0]),
+    (RetrainProtocol, "lr_min", [*_REAL, 0.2]),  # above lr=0.1
+    (RetrainProtocol, "momentum", _UNIT),
+    (RetrainProtocol, "weight_decay", _REAL),
+    (RetrainProtocol, "cutout", _COUNT),
+    (RetrainProtocol, "drop_path_prob", _UNIT),
+    (RetrainProtocol, "label_smoothing", _UNIT),
+    (RetrainProtocol, "aux_weight", _REAL),
+    (RetrainProtocol, "gradient_clip_val", [*_REAL_OR_NONE, 0.0]),
     (RandomCropFlip, "fill", ["a", None, True, NAN, INF, -INF]),
     (EpochSampler, "num_samples", [*_COUNT, 0]),
     (EpochSampler, "seed", [*_SEED, None]),

@@ -28,6 +28,7 @@ LIGHT = [
     "optuna_nas.pruners",
     "optuna_nas.benchmarks",
     "optuna_nas.visualization",
+    "optuna_nas.export",
 ]
 
 _PROBE = """

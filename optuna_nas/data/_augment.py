@@ -41,6 +41,76 @@ def black_fill(mean: Sequence[float], std: Sequence[float]) -> tuple[float, ...]
     return tuple(-float(m) / float(s) for m, s in zip(mean, std))
 
 
+class Cutout:
+    """Batched Cutout (DeVries & Taylor, 2017) on the tensor's device: one zeroed square per image.
+
+    Each image of a ``(B, C, H, W)`` batch gets one square of side ``length`` set to zero in
+    every channel. Its centre is drawn uniformly over the image's pixels and the square is
+    clipped at the borders, so a centre near an edge zeroes less. This is the reference
+    implementation's rule (``Cutout`` in DARTS' ``cnn/utils.py``, from the Cutout authors' code):
+    rows ``[cy - length // 2, cy - length // 2 + length)`` clipped to the image (the reference
+    writes ``cy + length // 2`` as the end, the same square for even lengths such as DARTS'
+    16). As there, it is applied after normalization, so the square holds 0 = the dataset mean,
+    not black; and it is applied to every image (no probability).
+
+    Args:
+        length: Side of the square in pixels; 0 leaves the batch unchanged.
+
+    Example:
+        .. code-block:: python
+
+            import torch
+            from optuna_nas.data import Cutout
+
+            out = Cutout(length=16)(torch.randn(8, 3, 32, 32), torch.Generator().manual_seed(0))
+            assert out.shape == (8, 3, 32, 32)
+    """
+
+    def __init__(self, *, length: int) -> None:
+        check_int("length", length, minimum=0)
+        self.length = int(length)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"Expected a (B, C, H, W) batch; got shape {tuple(x.shape)}.")
+        if self.length == 0:
+            return x
+        b, _, h, w = x.shape
+        cy = torch.randint(0, h, (b,), device=x.device, generator=generator)
+        cx = torch.randint(0, w, (b,), device=x.device, generator=generator)
+        top = cy - self.length // 2
+        left = cx - self.length // 2
+        rows = torch.arange(h, device=x.device)
+        cols = torch.arange(w, device=x.device)
+        # Comparing with the unclipped bounds clips the square at the borders.
+        in_rows = (rows >= top[:, None]) & (rows < top[:, None] + self.length)  # (B, H)
+        in_cols = (cols >= left[:, None]) & (cols < left[:, None] + self.length)  # (B, W)
+        square = in_rows[:, :, None] & in_cols[:, None, :]  # (B, H, W)
+        return x.masked_fill(square[:, None], 0.0)
+
+    def __repr__(self) -> str:
+        return f"Cutout(length={self.length})"
+
+
+class ChainAugment:
+    """Apply batch augmentations one after the other, all drawing from the same generator.
+
+    Args:
+        augmentations: Callables ``augment(x, generator) -> x``, applied in this order.
+    """
+
+    def __init__(self, *augmentations: Any) -> None:
+        self.augmentations = tuple(augmentations)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for augment in self.augmentations:
+            x = augment(x, generator)
+        return x
+
+    def __repr__(self) -> str:
+        return f"ChainAugment{self.augmentations!r}"
+
+
 class RandomCropFlip:
     """Batched random crop (after constant padding) and horizontal flip, on the tensor's device.
 

@@ -6,6 +6,7 @@ from optuna_nas.data import stratified_split
 from optuna_nas.training._callbacks import LearningCurveCallback
 from optuna_nas.training._datamodules import CIFAR10DataModule
 from optuna_nas.training._datamodules import EmbeddedDataModule
+from optuna_nas.training._imagefolder import ImageFolderDataModule
 from optuna_nas.training._measure import count_flops
 from optuna_nas.training._measure import count_parameters
 from optuna_nas.training._measure import measure_latency
@@ -21,6 +22,7 @@ __all__ = [
     "ChildModule",
     "DeviceTensorLoader",
     "EmbeddedDataModule",
+    "ImageFolderDataModule",
     "LearningCurveCallback",
     "NASObjective",
     "NonFiniteError",

@@ -24,6 +24,8 @@ from optuna_nas._validation import check_fraction
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_number
 from optuna_nas._validation import check_seed
+from optuna_nas.data import ChainAugment
+from optuna_nas.data import Cutout
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import EpochSampler
 from optuna_nas.data import RandomCropFlip
@@ -53,6 +55,12 @@ class _ImageDataModule(pl.LightningDataModule):
     permutation) and the on-device augmentation of tensors. A fit resumed from a checkpoint
     therefore sees the batches of an uninterrupted one. Not covered: torchvision's per-image
     transforms (CIFAR-10 through a DataLoader), which draw from the worker processes' RNG.
+
+    ``cutout`` (keyword, default 0 = off) adds :class:`~optuna_nas.data.Cutout` to the training
+    batches, after every other augmentation and on the device, whether or not ``augment`` is
+    on: the batch augmentation of tensors is followed by it, and batches of per-image
+    (torchvision) transforms get it in ``on_after_batch_transfer``. It is a plain attribute, so
+    :func:`optuna_nas.retrain.retrain` can set it from a protocol before a fit.
     """
 
     num_classes: int
@@ -71,6 +79,8 @@ class _ImageDataModule(pl.LightningDataModule):
         augment: bool,
         seed: int,
         /,
+        *,
+        cutout: int = 0,
     ) -> None:
         # Positional: a private base, called by its subclasses only, with their validated names.
         super().__init__()
@@ -92,6 +102,9 @@ class _ImageDataModule(pl.LightningDataModule):
         self.device_resident = bool(device_resident)
         self.augment = bool(augment)
         self.seed = int(seed)
+        check_int("cutout", cutout, minimum=0)
+        #: Side of the Cutout square of training batches (0: none); see the class docstring.
+        self.cutout = int(cutout)
         #: Indices of each split into the source dataset, after ``setup`` (for reproducibility).
         self.indices: dict[str, np.ndarray] = {}
         self._tensors: dict[str, Batch] = {}
@@ -103,6 +116,23 @@ class _ImageDataModule(pl.LightningDataModule):
     def batch_augmentation(self) -> RandomCropFlip | None:
         """The on-device training augmentation, or ``None`` when ``augment=False``."""
         return None
+
+    def _check_cutout(self) -> None:
+        # Subclasses call it once ``image_size`` is known: a square as large as the image
+        # would blank whole images.
+        check_int("cutout", self.cutout, minimum=0, maximum=self.image_size - 1)
+
+    def _training_augmentation(self, *, tensors: bool) -> Any:
+        """The augmentation of training batches on the device, or ``None``.
+
+        ``tensors``: the batches come from in-memory tensors (then ``batch_augmentation()``
+        applies); otherwise per-image transforms already ran and only Cutout is left.
+        """
+        augment = self.batch_augmentation() if tensors else None
+        if not self.cutout:
+            return augment
+        cutout = Cutout(length=self.cutout)
+        return cutout if augment is None else ChainAugment(augment, cutout)
 
     def _device(self) -> torch.device:
         trainer = self.trainer
@@ -150,7 +180,7 @@ class _ImageDataModule(pl.LightningDataModule):
                 shuffle=train,
                 # A final batch of one sample breaks BatchNorm in training mode.
                 drop_last=train and x.shape[0] // world >= batch_size,
-                augment=self.batch_augmentation() if train else None,
+                augment=self._training_augmentation(tensors=True) if train else None,
                 seed=self.seed,
                 epoch_fn=trainer_epoch(self),
                 rank=rank,
@@ -185,15 +215,16 @@ class _ImageDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # In-memory datasets served by a DataLoader are augmented here, on the device, with the
         # same transform as the device-resident path (which augments inside its loader).
+        # Datasets with per-image transforms (CIFAR-10 through torchvision) get only the Cutout
+        # here, after their transforms and normalization, as in DARTS' pipeline.
         trainer = self.trainer
         if (
             not self.device_resident
-            and "train" in self._tensors
-            and "train" not in self._datasets
+            and ("train" in self._tensors or "train" in self._datasets)
             and trainer is not None
             and trainer.training
         ):
-            augment = self.batch_augmentation()
+            augment = self._training_augmentation(tensors="train" not in self._datasets)
             if augment is not None:
                 x, y = batch
                 return augment(x, self._augment_generator(x.device, trainer.current_epoch)), y
@@ -210,7 +241,8 @@ class _ImageDataModule(pl.LightningDataModule):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(batch_size={self.batch_size}, "
-            f"device_resident={self.device_resident}, augment={self.augment}, seed={self.seed})"
+            f"device_resident={self.device_resident}, augment={self.augment}, "
+            f"cutout={self.cutout}, seed={self.seed})"
         )
 
 
@@ -251,6 +283,8 @@ class CIFAR10DataModule(_ImageDataModule):
             ``device_resident=True``, which uses no workers: asking for workers there raises
             ``ValueError``.
         eval_batch_size: Batch size of validation and test (defaults to ``batch_size``).
+        cutout: Side of a Cutout square zeroed in each training image after normalization (16
+            in the DARTS evaluation protocol); 0 (the default) for none. An int in ``[0, 32)``.
 
     Example:
         .. code-block:: python
@@ -283,8 +317,12 @@ class CIFAR10DataModule(_ImageDataModule):
         device_resident: bool = False,
         num_workers: int | None = None,
         eval_batch_size: int | None = None,
+        cutout: int = 0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
+        super().__init__(
+            batch_size, eval_batch_size, num_workers, device_resident, augment, seed, cutout=cutout
+        )
+        self._check_cutout()
         check_fraction("val_fraction", val_fraction)
         if subset is not None:
             check_int("subset", subset, minimum=2)
@@ -412,6 +450,8 @@ class EmbeddedDataModule(_ImageDataModule):
             use a ``DataLoader`` when ``False``.
         num_workers: DataLoader workers when ``device_resident=False``.
         eval_batch_size: Batch size of validation and test (defaults to ``2 * batch_size``).
+        cutout: Side of a Cutout square zeroed in each training image after normalization; 0
+            (the default) for none. An int smaller than the image side.
 
     Attributes:
         num_classes: 10.
@@ -446,11 +486,14 @@ class EmbeddedDataModule(_ImageDataModule):
         device_resident: bool = True,
         num_workers: int = 0,
         eval_batch_size: int | None = None,
+        cutout: int = 0,
     ) -> None:
         check_int("batch_size", batch_size, minimum=1)
         if eval_batch_size is None:
             eval_batch_size = 2 * batch_size
-        super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
+        super().__init__(
+            batch_size, eval_batch_size, num_workers, device_resident, augment, seed, cutout=cutout
+        )
         if dataset not in _EMBEDDED_SIZES:
             raise ValueError(
                 f"Unknown embedded dataset {dataset!r}; expected one of {sorted(_EMBEDDED_SIZES)}."
@@ -472,6 +515,7 @@ class EmbeddedDataModule(_ImageDataModule):
         self.test_fraction = float(test_fraction)
         self.subset = subset
         self.image_size = int(image_size or _EMBEDDED_SIZES[dataset])
+        self._check_cutout()
         self.mean: tuple[float] = (0.0,)
         self.std: tuple[float] = (1.0,)
 
@@ -510,5 +554,5 @@ class EmbeddedDataModule(_ImageDataModule):
         return (
             f"EmbeddedDataModule(dataset={self.dataset!r}, subset={self.subset}, "
             f"image_size={self.image_size}, batch_size={self.batch_size}, "
-            f"device_resident={self.device_resident}, seed={self.seed})"
+            f"device_resident={self.device_resident}, cutout={self.cutout}, seed={self.seed})"
         )

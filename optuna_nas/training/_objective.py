@@ -22,6 +22,10 @@ from torch import nn
 
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_seed
+from optuna_nas._weights import BUILD_ATTR
+from optuna_nas._weights import KEEP_WEIGHTS_ATTR
+from optuna_nas._weights import WeightKeeper
+from optuna_nas._weights import build_record
 from optuna_nas.search_spaces import SearchSpace
 from optuna_nas.storages import retried_trial_number
 from optuna_nas.training._callbacks import EpochCheckpoint
@@ -80,8 +84,10 @@ class NASObjective:
        **build_kwargs)`` with a seed derived from ``seed + trial.number``;
     3. user attributes recorded *before* training, so they are visible in optuna-dashboard
        while the trial runs: ``arch`` (``space.to_string``), ``search_space``, ``n_params``,
-       ``flops`` (forward FLOPs per image) and ``latency_ms`` (median batch-1 forward time on
-       the training device);
+       ``flops`` (forward FLOPs per image), ``latency_ms`` (median batch-1 forward time on
+       the training device) and ``build`` (``num_classes``, ``in_channels``, ``image_size``,
+       the build ``kwargs`` and the space's non-default ``space_kwargs``: what
+       :func:`optuna_nas.export.export_trial` needs to rebuild the network);
     4. ``Trainer.fit(ChildModule(network, **hyperparameters), datamodule)``; the validation
        accuracy is reported to Optuna every epoch, so ``MedianPruner``,
        ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` stop weak architectures mid-training;
@@ -142,6 +148,20 @@ class NASObjective:
     worker that picks up the re-run: use a folder on a shared file system when workers run on
     several machines (a re-run that finds no checkpoint trains from the first epoch).
 
+    Keeping the trained weights of the best trials: with ``keep_weights=k``, a trial that
+    completes among the study's best ``k`` saves its network's ``state_dict`` (the network
+    itself, not a ``torch.compile`` wrapper), as a file
+    ``weights_dir/<study name>/trial_<n>/weights.pt`` (user attribute ``weights_path``) or, without
+    ``weights_dir``, as an artifact of ``artifact_store`` (``weights_artifact_id``); the trial
+    that falls out of the best ``k`` then loses its weights. The trial is ranked by its final
+    value(s) with the study's COMPLETE trials, ties going to the earlier trial; a
+    multi-objective study ranks by Pareto front (non-domination rank), so with ``k`` at least
+    the front's size every Pareto-optimal trial keeps its weights. Finished trials' attributes
+    cannot change, so a trial whose weights were removed still names them: export it with
+    :func:`optuna_nas.export.export_trial`, which says that they were not kept. With several
+    workers, two trials finishing at the same moment may both keep their weights; the next
+    trial to finish removes the extra ones.
+
     Extend it by passing ``suggest_hyperparameters`` or by subclassing and overriding
     :meth:`suggest_architecture`, :meth:`suggest_hyperparameters`, :meth:`build_network`,
     :meth:`create_module` or :meth:`create_trainer`.
@@ -189,6 +209,11 @@ class NASObjective:
         checkpoint_dir: Save each trial's training state at the end of every epoch under
             ``checkpoint_dir/<study name>/trial_<number>/last.ckpt`` (see "Resuming a trial"
             above). ``None`` (the default): no checkpoints.
+        keep_weights: Keep the trained weights of the best ``keep_weights`` trials (see
+            "Keeping the trained weights" above); ``0`` (the default) keeps none, as suits a
+            large search. Needs ``weights_dir`` or ``artifact_store``.
+        weights_dir: Keep the weights as files under this folder instead of as artifacts of
+            ``artifact_store``.
 
     Example:
         .. code-block:: python
@@ -234,12 +259,20 @@ class NASObjective:
         verbose: bool = False,
         artifact_store: ArtifactStore | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
+        keep_weights: int = 0,
+        weights_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be a SearchSpace; got {type(space).__name__}.")
         check_int("max_epochs", max_epochs, minimum=1)
         check_int("latency_repeats", latency_repeats, minimum=1)
         check_seed(seed, allow_none=False)
+        check_int("keep_weights", keep_weights, minimum=0)
+        if keep_weights >= 1 and artifact_store is None and weights_dir is None:
+            raise ValueError(
+                f"keep_weights={keep_weights!r} needs somewhere to keep the weights: pass "
+                "artifact_store= (an Optuna artifact store) or weights_dir= (a folder)."
+            )
         missing = [
             a for a in ("num_classes", "in_channels", "image_size") if not hasattr(datamodule, a)
         ]
@@ -293,7 +326,25 @@ class NASObjective:
         self.verbose = verbose
         self._suggest_hyperparameters = suggest_hyperparameters
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+        self.keep_weights = int(keep_weights)
+        self.weights_dir = None if weights_dir is None else os.fspath(weights_dir)
+        self._weights = (
+            WeightKeeper(
+                self.keep_weights, artifact_store=artifact_store, weights_dir=self.weights_dir
+            )
+            if self.keep_weights >= 1
+            else None
+        )
         self._check_build()
+        # Checked now, not in the first trial: a build option JSON cannot hold is an error of
+        # the configuration (the trials could not be rebuilt from their record).
+        self._build_record = build_record(
+            space,
+            num_classes=self.num_classes,
+            in_channels=self.input_shape[0],
+            image_size=self.input_shape[1],
+            build_kwargs=self.build_kwargs,
+        )
 
     # ------------------------------------------------------------------------ public helpers
     @property
@@ -449,6 +500,10 @@ class NASObjective:
             arch = self.suggest_architecture(trial)
         trial.set_user_attr("search_space", self.space.name)
         trial.set_user_attr("arch", self.space.to_string(arch))
+        # What optuna_nas.export needs to rebuild the network: see its architecture.json.
+        trial.set_user_attr(BUILD_ATTR, self._build_record)
+        if self._weights is not None:
+            trial.set_user_attr(KEEP_WEIGHTS_ATTR, self.keep_weights)
         if self.artifact_store is not None and isinstance(trial, optuna.Trial):
             try:
                 upload_cell_diagram(
@@ -465,6 +520,9 @@ class NASObjective:
         with invalid_architecture(build=True):
             network: nn.Module | None = self.build_network(trial, arch)
         assert network is not None
+        # The network itself, not a torch.compile wrapper: its state_dict is what is kept.
+        # (Under ddp_spawn/ddp_fork Lightning loads rank 0's trained weights back into it.)
+        trained = network if self._weights is not None else None
 
         curve = LearningCurveCallback(monitor=tuple(dict.fromkeys(("val_acc", *self.metrics))))
         callbacks: list[pl.Callback] = [curve, DDPWorkerCallback(trial, curve)]
@@ -524,6 +582,9 @@ class NASObjective:
                     "check the datamodule's validation split and Trainer limits."
                 )
             values.append(float(value))
+        if self._weights is not None and isinstance(trial, optuna.Trial) and trained is not None:
+            self._weights.after_trial(trial, values, trained)
+        trained = None
         return values[0] if len(values) == 1 else tuple(values)
 
     # ------------------------------------------------------------------------ internals

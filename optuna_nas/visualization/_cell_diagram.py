@@ -64,8 +64,136 @@ def cell_graphs(arch: Any, *, space: SearchSpace[Any] | None = None) -> list[Cel
     return space.cell_graphs(arch)
 
 
+#: Short operation names drawn on the edges, so that a diagram stays readable when shown small
+#: (optuna-dashboard's artifact thumbnail is 200 x 150 pixels); the SVG's ``<title>`` elements
+#: keep the full names.
+_SHORT_NAMES = {
+    "skip_connect": "skip",
+    "nor_conv_1x1": "conv1x1",
+    "nor_conv_3x3": "conv3x3",
+    "avg_pool_3x3": "avg3x3",
+    "max_pool_3x3": "max3x3",
+    "sep_conv_3x3": "sep3x3",
+    "sep_conv_5x5": "sep5x5",
+    "sep_conv_7x7": "sep7x7",
+    "dil_conv_3x3": "dil3x3",
+    "dil_conv_5x5": "dil5x5",
+    "conv_7x1_1x7": "7x1/1x7",
+}
+
+# Layout, in SVG user units. The canvas is sized so that an NB201 cell is about 4:3 and
+# 380 units wide: at the dashboard's 200-pixel thumbnail its 18-unit text is ~9 pixels high.
+_FONT = 18
+_CHAR_W = 0.6 * _FONT  # average glyph width of a sans-serif font, for the layout
+_NODE_H = 34
+_ROW = 66  # vertical distance between node centres
+_TITLE_H = 30
+_MARGIN = 10
+
+
+def short_operation_name(label: str) -> str:
+    """The name drawn for an operation (e.g. ``"nor_conv_3x3"`` -> ``"conv3x3"``)."""
+    return _SHORT_NAMES.get(label, label)
+
+
+def _text_width(text: str) -> float:
+    return len(text) * _CHAR_W
+
+
+def _assign_lanes(edges: list[tuple[int, int, str]]) -> list[int]:
+    """A lane (0, 1, ...: how far right the arc bulges) per labelled edge.
+
+    Shorter edges first; an edge takes the first lane that is outside every lane used by an
+    edge it encloses and whose labels there do not overlap its own label vertically.
+    """
+    order = sorted(range(len(edges)), key=lambda i: (edges[i][1] - edges[i][0], edges[i][0]))
+    lanes = [0] * len(edges)
+    placed: list[int] = []
+    for i in order:
+        a, b, _ = edges[i]
+        mid = (a + b) / 2
+        lane = 0
+        for j in placed:
+            c, d, _ = edges[j]
+            encloses = a <= c and d <= b
+            overlaps = abs((c + d) / 2 - mid) * _ROW < _FONT + 4
+            if encloses or overlaps:
+                lane = max(lane, lanes[j] + 1)
+        lanes[i] = lane
+        placed.append(i)
+    return lanes
+
+
+def _panel(graph: CellGraph, x0: float, y0: float) -> tuple[list[str], float, float]:
+    """One graph drawn at ``(x0, y0)``: its SVG parts, width and height.
+
+    Nodes stand in a column, top to bottom; each labelled edge (an operation) is an arc on the
+    right of the column with its operation written at the arc's apex; unlabelled edges
+    (concatenations, a chain) are dashed arcs on the left.
+    """
+    labelled = [e for e in graph.edges if e[2]]
+    plain = [e for e in graph.edges if not e[2]]
+    lanes = _assign_lanes(labelled)
+    label_w = max((_text_width(short_operation_name(e[2])) for e in labelled), default=0.0)
+    lane_w = label_w + 22
+    node_w = max(_text_width(n) for n in graph.nodes) + 16
+    left_room = 14 + 10 * max((b - a for a, b, _ in plain), default=0)
+    col_x = x0 + left_room  # the node boxes' left edge
+    right_x = col_x + node_w
+    ys = [y0 + _TITLE_H + _NODE_H / 2 + i * _ROW for i in range(len(graph.nodes))]
+    n_lanes = max(lanes, default=-1) + 1
+    width = left_room + node_w + (n_lanes * lane_w + 8 if labelled else 12)
+    height = _TITLE_H + _NODE_H + (len(graph.nodes) - 1) * _ROW + 6
+    parts = [
+        f'<text x="{x0:.0f}" y="{y0 + _FONT:.0f}" font-size="{_FONT}" font-weight="bold">'
+        f"{html.escape(graph.title)}</text>"
+    ]
+    for a, b, _ in plain:
+        bulge = col_x - 12 - 10 * (b - a)
+        ya, yb = ys[a] + 6, ys[b] - 6
+        parts.append(
+            f'<path d="M {col_x:.0f} {ya:.0f} Q {2 * bulge - col_x:.0f} {(ya + yb) / 2:.0f} '
+            f'{col_x:.0f} {yb:.0f}" fill="none" stroke="#888" stroke-width="2" '
+            'stroke-dasharray="5 4" marker-end="url(#arrow)"/>'
+        )
+    texts = []
+    for (a, b, label), lane in zip(labelled, lanes):
+        colour = _colour(label)
+        apex = right_x + 18 + lane * lane_w
+        ya, yb = ys[a] + 5, ys[b] - 5
+        ym = (ya + yb) / 2
+        parts.append(
+            f'<path d="M {right_x:.0f} {ya:.0f} Q {2 * apex - right_x:.0f} {ym:.0f} '
+            f'{right_x:.0f} {yb:.0f}" fill="none" stroke="{colour}" stroke-width="2.5" '
+            'marker-end="url(#arrow)"/>'
+        )
+        # The label sits just right of the apex, on a white halo over any crossing arc.
+        texts.append(
+            f'<text x="{apex + 3:.0f}" y="{ym + _FONT * 0.35:.0f}" font-size="{_FONT}" '
+            f'fill="{colour}" stroke="white" stroke-width="4" paint-order="stroke" '
+            f'font-weight="bold"><title>{html.escape(label)}</title>'
+            f"{html.escape(short_operation_name(label))}</text>"
+        )
+    for y, name in zip(ys, graph.nodes):
+        parts.append(
+            f'<rect x="{col_x:.0f}" y="{y - _NODE_H / 2:.0f}" width="{node_w:.0f}" '
+            f'height="{_NODE_H}" rx="6" fill="#f4f4f4" stroke="#333" stroke-width="1.5"/>'
+            f'<text x="{col_x + node_w / 2:.0f}" y="{y + _FONT * 0.35:.0f}" font-size="{_FONT}" '
+            f'text-anchor="middle">{html.escape(name)}</text>'
+        )
+    return parts + texts, width, height
+
+
 def cell_diagram_svg(arch: Any, *, space: SearchSpace[Any] | None = None) -> str:
     """Render ``arch`` (NB201 cell, DARTS genotype, macro architecture...) as an SVG document.
+
+    Each graph of :func:`cell_graphs` is a panel (side by side): the nodes top to bottom, each
+    operation an arc on the right labelled with its short name (``conv3x3`` for
+    ``nor_conv_3x3``, ``sep5x5`` for ``sep_conv_5x5``...; the full name is the label's
+    ``<title>``), coloured by family (convolutions red, pooling blue, skips green); dashed arcs
+    on the left are concatenations (DARTS' cell output) or a plain chain (macro). Sized so that
+    a NAS-Bench-201 cell is about 4:3 and its labels stay readable in optuna-dashboard's
+    200 x 150 pixel artifact thumbnail.
 
     Args:
         arch: The architecture.
@@ -80,65 +208,23 @@ def cell_diagram_svg(arch: Any, *, space: SearchSpace[Any] | None = None) -> str
             svg = cell_diagram_svg(DARTS_V2)
     """
     graphs = cell_graphs(arch, space=space)
-    node_gap, node_w, node_h = 190, 80, 30
     panels: list[str] = []
-    y_offset = 0
-    width = 0
+    x = float(_MARGIN)
+    height = 0.0
     for graph in graphs:
-        span = max((b - a for a, b, _ in graph.edges), default=1)
-        arc_room = 26 * span + 30
-        height = 2 * arc_room + node_h + 30
-        mid = y_offset + 30 + arc_room
-        xs = [40 + i * node_gap + node_w / 2 for i in range(len(graph.nodes))]
-        width = max(width, int(xs[-1] + node_w / 2 + 40))
-        parts = [
-            f'<text x="10" y="{y_offset + 20}" font-size="15" font-weight="bold">'
-            f"{html.escape(graph.title)}</text>"
-        ]
-        seen: dict[tuple[int, int], int] = {}
-        for a, b, label in graph.edges:
-            repeat = seen.get((a, b), 0)
-            seen[(a, b)] = repeat + 1
-            colour = _colour(label) if label else "#888888"
-            dash = "" if label else ' stroke-dasharray="4 3"'
-            x1, x2 = xs[a] + node_w / 2, xs[b] - node_w / 2
-            if b - a == 1 and repeat == 0:
-                path = f"M {x1:.0f} {mid} L {x2:.0f} {mid}"
-                lx, ly = (x1 + x2) / 2, mid - 6.0
-            else:
-                # Longer or repeated edges arc above (even) or below (odd) to stay legible.
-                sign = -1 if (b - a + repeat) % 2 == 0 else 1
-                lift = sign * (26 * (b - a) + 14 * repeat)
-                x1, x2 = xs[a], xs[b]
-                y0 = mid + sign * node_h / 2
-                control = f"{(x1 + x2) / 2:.0f} {y0 + 2 * lift:.0f}"
-                path = f"M {x1:.0f} {y0:.0f} Q {control} {x2:.0f} {y0:.0f}"
-                lx, ly = (x1 + x2) / 2, y0 + lift + (4.0 if sign > 0 else -4.0)
-            parts.append(
-                f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash} '
-                'marker-end="url(#arrow)"/>'
-            )
-            if label:
-                parts.append(
-                    f'<text x="{lx:.0f}" y="{ly:.0f}" font-size="11" text-anchor="middle" '
-                    f'fill="{colour}">{html.escape(label)}</text>'
-                )
-        for x, name in zip(xs, graph.nodes):
-            parts.append(
-                f'<rect x="{x - node_w / 2:.0f}" y="{mid - node_h / 2}" width="{node_w}" '
-                f'height="{node_h}" rx="6" fill="#f4f4f4" stroke="#333"/>'
-                f'<text x="{x:.0f}" y="{mid + 4}" font-size="12" text-anchor="middle">'
-                f"{html.escape(name)}</text>"
-            )
+        parts, w, h = _panel(graph, x, _MARGIN)
         panels.extend(parts)
-        y_offset += height
+        x += w + 2 * _MARGIN
+        height = max(height, h)
+    width = int(x - _MARGIN)
+    total_h = int(height + 2 * _MARGIN)
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y_offset}" '
-        f'viewBox="0 0 {width} {y_offset}" font-family="sans-serif">'
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
-        'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total_h}" '
+        f'viewBox="0 0 {width} {total_h}" font-family="DejaVu Sans, Arial, sans-serif">'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" '
+        'markerHeight="5" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
         'fill="#555"/></marker></defs>'
-        f'<rect width="{width}" height="{y_offset}" fill="white"/>' + "".join(panels) + "</svg>"
+        f'<rect width="{width}" height="{total_h}" fill="white"/>' + "".join(panels) + "</svg>"
     )
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 import hashlib
 from pathlib import Path
 import pickle
+from types import SimpleNamespace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -335,3 +336,21 @@ def test_every_fit_on_one_datamodule_sees_the_same_batches(
         dataset="digits", subset=200, batch_size=32, augment=True, device_resident=device_resident
     )
     assert _fit(dm, tmp_path, "first", 1) == _fit(dm, tmp_path, "second", 1)
+
+
+def test_cifar_cutout_follows_the_per_image_transforms(fake_cifar: FakeCIFAR) -> None:
+    # The DataLoader path crops and flips with torchvision per image; the Cutout comes after,
+    # on the device, in on_after_batch_transfer (after normalization, as in DARTS).
+    dm = CIFAR10DataModule(data_dir=str(fake_cifar.root), batch_size=16, cutout=8, num_workers=0)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)  # type: ignore[assignment]
+    cut, _ = dm.on_after_batch_transfer((x.clone(), y), 0)
+    changed = cut != x
+    assert bool((cut[changed] == 0).all())
+    per_image = changed[:, 0].flatten(1).sum(1)
+    assert 1 <= int(per_image.min()) <= int(per_image.max()) <= 64
+    dm.trainer = SimpleNamespace(training=False, current_epoch=0)  # type: ignore[assignment]
+    assert torch.equal(dm.on_after_batch_transfer((x, y), 0)[0], x)  # not in evaluation
+    with pytest.raises(ValueError, match="cutout.*32"):
+        CIFAR10DataModule(data_dir=str(fake_cifar.root), cutout=32)

@@ -56,3 +56,41 @@ def test_upload_as_trial_artifact(tmp_path: object) -> None:
     study.tell(trial, 1.0)
     with store.open_reader(artifact_id) as f:
         assert b"<svg" in f.read()
+
+
+def _size(svg: str) -> tuple[float, float]:
+    root = ET.fromstring(svg)
+    _, _, width, height = (float(v) for v in root.attrib["viewBox"].split())
+    return width, height
+
+
+def test_nb201_diagram_is_readable_in_the_dashboard_thumbnail() -> None:
+    # optuna-dashboard draws artifacts into a 200 x 150 box (object-fit: contain).
+    space = create_search_space("nasbench201")
+    cell = space.from_string(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|"
+        "skip_connect~2|"
+    )
+    svg = cell_diagram_svg(cell)
+    width, height = _size(svg)
+    scale = min(200 / width, 150 / height)
+    root = ET.fromstring(svg)
+    sizes = [float(e.attrib["font-size"]) for e in root.iter() if e.tag.endswith("text")]
+    assert min(sizes) * scale >= 8.5  # pixels
+    assert 1.0 <= width / height <= 1.6
+    # short names drawn, full names kept as titles
+    assert ">conv3x3<" in svg and ">conv1x1<" in svg and ">avg3x3<" in svg and ">skip<" in svg
+    assert "<title>nor_conv_3x3</title>" in svg
+
+
+def test_labels_of_one_lane_do_not_overlap() -> None:
+    from optuna_nas.visualization._cell_diagram import _ROW
+    from optuna_nas.visualization._cell_diagram import _assign_lanes
+
+    for graph in cell_graphs(DARTS_V2) + cell_graphs(NASNET_A):
+        edges = [e for e in graph.edges if e[2]]
+        lanes = _assign_lanes(edges)
+        for i, (a, b, _) in enumerate(edges):
+            for j, (c, d, _) in enumerate(edges[:i]):
+                if lanes[i] == lanes[j]:
+                    assert abs((a + b) / 2 - (c + d) / 2) * _ROW >= 22
