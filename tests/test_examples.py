@@ -178,3 +178,12 @@ def test_postgres_workers(tmp_path: Path, database: str, request: pytest.Fixture
     for trial in study.trials:
         worker = re.escape(trial.user_attrs["worker"])
         assert re.search(rf"^\s+{trial.number}  COMPLETE .* {worker} ", out, re.M), out
+
+
+@smoke_test("export_and_retrain.py")
+def test_export_and_retrain(tmp_path: Path) -> None:
+    out = run_example("export_and_retrain.py", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert "same outputs: True" in out
+    assert re.search(r"retrained 1 epochs .*recorded in the study: [0-9.]+", out), out
+    folder = next((tmp_path / "run").glob("trial_*"))
+    assert {"architecture.json", "weights.pt", "model.onnx"} <= {p.name for p in folder.iterdir()}
