@@ -317,6 +317,28 @@ def _cell_lines(space: SearchSpace[Any] | None, arch_string: str) -> list[str]:
     return []
 
 
+def _diagram_lines(study: optuna.Study, t: FrozenTrial) -> list[str]:
+    """The trial's cell diagram, embedded in the note at its natural size.
+
+    optuna-dashboard draws artifacts as a 200 x 150 thumbnail, where a DARTS genotype's two
+    cells cannot be read; the note is as wide as the page. The image is the artifact the
+    dashboard serves itself (``/artifacts/<study id>/<trial id>/<artifact id>``).
+    """
+    from optuna.artifacts import get_all_artifact_meta
+
+    from optuna_nas.visualization._cell_diagram import DIAGRAM_FILE_PREFIX
+
+    try:
+        metas = get_all_artifact_meta(t, storage=study._storage)
+    except Exception:  # an artifact record the dashboard could not read either
+        return []
+    for meta in metas:
+        if meta.mimetype == "image/svg+xml" and meta.filename.startswith(DIAGRAM_FILE_PREFIX):
+            url = f"/artifacts/{study._study_id}/{t._trial_id}/{meta.artifact_id}"
+            return ["", f"![cell diagram of trial {t.number}]({url})"]
+    return []
+
+
 def _retrain_result(study: optuna.Study, number: int) -> Mapping[str, Any] | None:
     result = study.user_attrs.get(f"{RETRAIN_ATTR_PREFIX}{number}")
     return result if isinstance(result, Mapping) else None
@@ -374,6 +396,7 @@ def trial_note(study: optuna.Study, trial: FrozenTrial | optuna.Trial | int) -> 
         where = f" (`{space_name}`)" if isinstance(space_name, str) else ""
         lines += ["", f"**Architecture**{where}: `{arch}`"]
         lines += _cell_lines(_space(space_name), arch)
+        lines += _diagram_lines(study, t)
     if isinstance(darts_arch, str):
         lines += ["", f"**DARTS search**: derived architecture `{darts_arch}`"]
         lines += _cell_lines(_space(space_name), darts_arch)

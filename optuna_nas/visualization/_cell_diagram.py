@@ -33,6 +33,10 @@ _OP_COLOURS = {
 }
 
 
+#: The start of the file name of every cell diagram artifact (``cell_trial<n>.svg``).
+DIAGRAM_FILE_PREFIX = "cell_trial"
+
+
 def _colour(label: str) -> str:
     for key in ("skip", "pool", "none"):
         if key in label:
@@ -260,7 +264,7 @@ def upload_cell_diagram(
     from optuna.artifacts import upload_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, f"cell_trial{trial.number}.svg")
+        path = os.path.join(tmp, f"{DIAGRAM_FILE_PREFIX}{trial.number}.svg")
         with open(path, "w", encoding="utf-8") as f:
             f.write(cell_diagram_svg(arch, space=space))
         return upload_artifact(

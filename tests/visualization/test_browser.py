@@ -77,7 +77,7 @@ def test_trial_page_shows_diagram_and_note(
         try:
             # Tall enough for the note and the artifact card (the page scrolls inside a pane,
             # which a full-page screenshot does not unroll).
-            page = browser.new_page(viewport={"width": 1280, "height": 1700})
+            page = browser.new_page(viewport={"width": 1280, "height": 2100})
             page.goto(server.url + trial_url(study, child.number), wait_until="networkidle")
             page.get_by_text(f"Trial {child.number} · COMPLETE").wait_for(timeout=30_000)
             assert page.get_by_text("Evolution", exact=False).first.is_visible()
@@ -89,6 +89,14 @@ def test_trial_page_shows_diagram_and_note(
             )
             box = image.bounding_box()
             assert box is not None and box["width"] >= 150, box
+            # The note shows the diagram at its natural size, where every label is readable.
+            in_note = page.locator(f"img[alt='cell diagram of trial {child.number}']")
+            in_note.wait_for(timeout=30_000)
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=in_note.element_handle()
+            )
+            note_box = in_note.bounding_box()
+            assert note_box is not None and note_box["width"] >= 300, note_box
             page.screenshot(path=str(screenshot), full_page=True)
             print(f"\ndashboard screenshot: {screenshot}")
 

@@ -234,10 +234,11 @@ def test_dashboard_serves_notes_plots_and_diagrams(
     assert "child of [trial" in served["note"]["body"]
     (artifact,) = served["artifacts"]
     assert artifact["mimetype"] == "image/svg+xml"
-    svg = server.get(
-        f"/artifacts/{entry['study_id']}/{served['trial_id']}/{artifact['artifact_id']}"
-    )
+    url = f"/artifacts/{entry['study_id']}/{served['trial_id']}/{artifact['artifact_id']}"
+    svg = server.get(url)
     assert svg.startswith(b"<svg")
+    # The note embeds the same diagram at full size (the artifact card is a thumbnail).
+    assert f"![cell diagram of trial {child.number}]({url})" in served["note"]["body"]
     assert SPACE.to_string(SPACE.from_params(child.params)) == child.user_attrs["arch"]
 
 
