@@ -194,9 +194,10 @@ def _open_grpc(url: str) -> BaseStorage:
 def _open_rdb(url: str, heartbeat: dict[str, Any]) -> BaseStorage:
     # Several workers starting on an empty database race to create the schema (PostgreSQL
     # raises DuplicateTable / a unique violation on its catalog, SQLite a unique violation on
-    # alembic_version); the loser only has to retry.
+    # alembic_version or "table already exists"); the loser only has to retry.
     from sqlalchemy.exc import ArgumentError
     from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import OperationalError
     from sqlalchemy.exc import ProgrammingError
 
     for attempt in range(_SCHEMA_RACE_ATTEMPTS):
@@ -205,7 +206,9 @@ def _open_rdb(url: str, heartbeat: dict[str, Any]) -> BaseStorage:
                 # Optuna flags its heartbeat as experimental; here it is the documented default.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return _HeartbeatRDBStorage(url, **heartbeat)
-        except (IntegrityError, ProgrammingError) as error:
+        # SQLite reports a table created meanwhile as an OperationalError ("table ... already
+        # exists"); any other OperationalError (a server down) is raised as it is.
+        except (IntegrityError, OperationalError, ProgrammingError) as error:
             if attempt + 1 == _SCHEMA_RACE_ATTEMPTS or not _is_schema_race(error):
                 raise
             time.sleep(0.2 * (attempt + 1))
