@@ -246,6 +246,17 @@ class _ImageDataModule(pl.LightningDataModule):
         )
 
 
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Validate a train/val/test split's fractions (the train part must not be empty)."""
+    check_fraction("val_fraction", val_fraction)
+    check_number("test_fraction", test_fraction, minimum=0.0, maximum=1.0, max_inclusive=False)
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            "val_fraction + test_fraction must be < 1; got "
+            f"val_fraction={val_fraction!r}, test_fraction={test_fraction!r}."
+        )
+
+
 def _normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
@@ -498,13 +509,7 @@ class EmbeddedDataModule(_ImageDataModule):
             raise ValueError(
                 f"Unknown embedded dataset {dataset!r}; expected one of {sorted(_EMBEDDED_SIZES)}."
             )
-        check_fraction("val_fraction", val_fraction)
-        check_number("test_fraction", test_fraction, minimum=0.0, maximum=1.0, max_inclusive=False)
-        if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
-                "val_fraction + test_fraction must be < 1; got "
-                f"val_fraction={val_fraction!r}, test_fraction={test_fraction!r}."
-            )
+        check_split_fractions(val_fraction, test_fraction)
         if subset is not None:
             # At least two images per class, so that every split can be stratified.
             check_int("subset", subset, minimum=2 * self.num_classes)

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from optuna_nas._validation import check_fraction
 from optuna_nas._validation import check_int
-from optuna_nas._validation import check_number
 from optuna_nas.data import RandomCropFlip
 from optuna_nas.data import black_fill
 from optuna_nas.data import stratified_split
 from optuna_nas.training._datamodules import _ImageDataModule
 from optuna_nas.training._datamodules import _normalize
+from optuna_nas.training._datamodules import check_split_fractions
 
 
 #: PIL modes read as one channel by ``color_mode="auto"``.
@@ -105,13 +104,7 @@ class ImageFolderDataModule(_ImageDataModule):
             eval_batch_size = 2 * batch_size
         super().__init__(batch_size, eval_batch_size, num_workers, device_resident, augment, seed)
         check_int("image_size", image_size, minimum=4)
-        check_fraction("val_fraction", val_fraction)
-        check_number("test_fraction", test_fraction, minimum=0.0, maximum=1.0, max_inclusive=False)
-        if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
-                "val_fraction + test_fraction must be < 1; got "
-                f"val_fraction={val_fraction!r}, test_fraction={test_fraction!r}."
-            )
+        check_split_fractions(val_fraction, test_fraction)
         if color_mode not in _COLOR_MODES:
             raise ValueError(
                 f"color_mode must be one of {list(_COLOR_MODES)}; got {color_mode!r}."
