@@ -73,7 +73,11 @@ def test_trial_page_shows_diagram_and_note(
     out_dir.mkdir(parents=True, exist_ok=True)
     screenshot = out_dir / "dashboard_trial.png"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        # Root in a container: no sandbox; a small /dev/shm there would crash the renderer.
+        browser = p.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
         try:
             # Tall enough for the note and the artifact card (the page scrolls inside a pane,
             # which a full-page screenshot does not unroll).
