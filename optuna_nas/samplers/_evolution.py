@@ -30,6 +30,7 @@ from optuna_nas.samplers._base import DefineByRunSampler
 from optuna_nas.samplers._randomness import entropy_seed
 from optuna_nas.samplers._randomness import sample_uniform
 from optuna_nas.samplers._randomness import trial_random_state
+from optuna_nas.trial_outcome import InvalidArchitectureError
 
 
 if TYPE_CHECKING:
@@ -48,11 +49,34 @@ MUTATION_KEY = f"{_PREFIX}:mutation"
 USER_ATTR_PARENT = "evolution:parent"
 #: User attribute (shown by optuna-dashboard): the mutated parameter name(s), comma separated.
 USER_ATTR_MUTATED = "evolution:mutated"
+#: System attribute of a child when ``mutation_score`` is given: which kind of move made it,
+#: :data:`MOVE_PROPOSAL`, :data:`MOVE_RANDOM` or :data:`MOVE_FALLBACK`.
+MOVE_KEY = f"{_PREFIX}:move"
+#: System attribute of a child when ``mutation_score`` is given: the child architecture's score
+#: (``None`` if it has none: not an architecture of the space, or a non-finite score).
+MOVE_SCORE_KEY = f"{_PREFIX}:move_score"
+#: User attribute (shown by optuna-dashboard): the kind of move, as :data:`MOVE_KEY`.
+USER_ATTR_MOVE = "evolution:move"
+#: User attribute (shown by optuna-dashboard): the child's score, as :data:`MOVE_SCORE_KEY`.
+USER_ATTR_MOVE_SCORE = "evolution:move_score"
+#: The move proposal: the best-scored unseen single-decision mutation of the parent.
+MOVE_PROPOSAL = "proposal"
+#: The random mutation, drawn with probability ``random_mutation_fraction``.
+MOVE_RANDOM = "random"
+#: The random mutation, used because no proposal was possible (the parent's parameters are not
+#: an architecture of the space, or every scored neighbour was seen or had no finite score).
+MOVE_FALLBACK = "fallback"
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Purpose of the random stream that picks a trial's parent and mutation (a tuple, so that it
 # never equals a parameter name, the purpose of a random parameter's stream).
 _PLAN_STREAM = ("RegularizedEvolutionSampler", "plan")
+# Purpose of the stream of the move proposal (random or proposal, the subset of neighbours): a
+# stream of its own, so the parent chosen is the one the sampler without a score would choose.
+_MOVE_STREAM = ("RegularizedEvolutionSampler", "move")
+# Per-process cache of mutation scores (an optimization only: a score is a function of the
+# architecture); emptied when it reaches this size.
+_MAX_CACHED_SCORES = 100_000
 # Numeric mutations redraw until the value differs; after this many draws (only reachable on
 # tiny int ranges) they fall back to a uniform draw among the other values.
 _MAX_NUMERIC_REDRAWS = 16
@@ -75,6 +99,8 @@ class _Plan:
 
     parent: int | None
     params: dict[str, Any]
+    move: str | None = None
+    move_score: float | None = None
 
 
 @dataclass
@@ -106,6 +132,9 @@ class _Settings:
     skip_duplicates: bool
     max_duplicate_retries: int
     numeric_mutation_scale: float | None
+    mutation_score: Callable[[Any], float] | None
+    random_mutation_fraction: float
+    max_mutation_candidates: int
 
     def __post_init__(self) -> None:
         check_int("population_size", self.population_size, minimum=2)
@@ -128,6 +157,20 @@ class _Settings:
         space = self.search_space
         if space is not None and not callable(getattr(space, "mutate", None)):
             raise ValueError(f"search_space must be an optuna-nas SearchSpace, got {space!r}.")
+        check_number(
+            "random_mutation_fraction", self.random_mutation_fraction, minimum=0.0, maximum=1.0
+        )
+        check_int("max_mutation_candidates", self.max_mutation_candidates, minimum=1)
+        if self.mutation_score is not None:
+            if not callable(self.mutation_score):
+                raise ValueError(
+                    f"mutation_score must be callable or None, got {self.mutation_score!r}."
+                )
+            if space is None:
+                raise ValueError(
+                    "mutation_score needs search_space: the score takes an architecture of it "
+                    f"(got mutation_score={self.mutation_score!r}, search_space=None)."
+                )
 
 
 class RegularizedEvolutionSampler(DefineByRunSampler):
@@ -170,6 +213,29 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
     inherited. Architecture parameters are therefore mutated with probability
     ``n_space_params / n_params``. If the parent's parameters do not form an architecture of the
     space, the generic mutation is used.
+
+    **Proxy-guided mutation (the "move proposal").** With ``mutation_score`` (a function of an
+    architecture of ``search_space``, higher is better: e.g. a zero-cost proxy such as synflow,
+    :class:`optuna_nas.estimators.ProxyScorer`), a child is made by scoring the parent's
+    single-decision mutations and taking the best-scored one not yet evaluated (with
+    ``skip_duplicates``; ties go to the first in decision order). All of them are scored when
+    there are at most ``max_mutation_candidates`` (NAS-Bench-201: 6 edges x 4 other operations
+    = 24); a larger space scores a uniform random subset of that many. With probability
+    ``random_mutation_fraction`` (drawn per trial, see *Distributed and resumed studies*) the
+    usual random mutation is used instead, which keeps exploring where the proxy is wrong. A
+    proposal changes one decision of the space and inherits the other parameters (the user's
+    hyperparameters are then mutated by the random moves only). If no proposal is possible (the
+    parent's parameters are not an architecture of the space, every neighbour was seen, or none
+    has a finite score) the random mutation is used. Each child records the kind of its move
+    (system attribute ``"RegularizedEvolutionSampler:move"``: ``"proposal"``, ``"random"`` or
+    ``"fallback"``; user attribute ``"evolution:move"``) and its architecture's score
+    (``"RegularizedEvolutionSampler:move_score"``, ``"evolution:move_score"``). The score must be
+    deterministic: scores are cached per process only to save time, so a restarted worker makes
+    the same choices. It runs while the trial plans (under the sampler's lock, so the threads of
+    ``optimize(n_jobs>1)`` score one at a time); a score that raises
+    :class:`~optuna_nas.InvalidArchitectureError` excludes that neighbour, other errors propagate.
+    The move proposal and the warm start (:func:`optuna_nas.samplers.warm_start`) are those of
+    Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS", ICLR 2021.
 
     **Multi-objective and constraints.** The tournament winner has the best non-dominated rank
     within the population, ties broken by the larger crowding distance (as in NSGA-II). With
@@ -232,6 +298,12 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             relative to the (log-)range width; ``None`` redraws uniformly.
         constraints_func: Optional function of a finished trial returning constraint values,
             feasible when all are ``<= 0`` (Optuna's convention).
+        mutation_score: Optional score of an architecture of ``search_space`` (higher is
+            better) that turns on the move proposal; needs ``search_space``. It must be
+            picklable for process-based workers that pickle the sampler.
+        random_mutation_fraction: Probability, in ``[0, 1]``, that a child of the move proposal
+            is made by the random mutation instead (0: always the proposal).
+        max_mutation_candidates: Most neighbours scored per child (a random subset beyond).
         seed: Seed of all sampling. :obj:`None` draws one from OS entropy (then runs are not
             reproducible, and unseeded workers differ).
 
@@ -249,6 +321,9 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         max_duplicate_retries: int = 20,
         numeric_mutation_scale: float | None = 0.2,
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        mutation_score: Callable[[Any], float] | None = None,
+        random_mutation_fraction: float = 0.25,
+        max_mutation_candidates: int = 32,
         seed: int | None = None,
     ) -> None:
         self._settings = _Settings(
@@ -258,6 +333,9 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             skip_duplicates,
             max_duplicate_retries,
             numeric_mutation_scale,
+            mutation_score,
+            random_mutation_fraction,
+            max_mutation_candidates,
         )
         check_seed(seed)
         if constraints_func is not None and not callable(constraints_func):
@@ -270,10 +348,12 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         self._seed = int(seed) if seed is not None else entropy_seed()
         self._init_transient()
 
-    _TRANSIENT = ("_caches",)
+    _TRANSIENT = ("_caches", "_scores")
 
     def _reset_transient(self) -> None:
         self._caches: dict[tuple[int, int], _StudyCache] = {}
+        # Architecture string -> mutation score (see _score).
+        self._scores: dict[str, float] = {}
 
     def reseed_rng(self) -> None:
         """Draw a new seed from OS entropy if the sampler was created without a seed.
@@ -329,7 +409,8 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
                 plan = self._plan_from_storage(trial, trials)
             if plan is None:
                 rng = trial_random_state(self._seed, trial.number, _PLAN_STREAM)
-                plan = self._new_plan(study, trials, cache, rng)
+                move_rng = trial_random_state(self._seed, trial.number, _MOVE_STREAM)
+                plan = self._new_plan(study, trials, cache, rng, move_rng)
                 self._record(study, trial, plan)
             cache.started.add(trial._trial_id)
             cache.plans[trial._trial_id] = plan
@@ -345,7 +426,12 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         parent = _find_trial(trials, parent_number)
         params = dict(parent.params) if parent is not None else {}
         params.update(system_attrs.get(MUTATION_KEY, {}))
-        return _Plan(parent=parent_number, params=params)
+        return _Plan(
+            parent=parent_number,
+            params=params,
+            move=system_attrs.get(MOVE_KEY),
+            move_score=system_attrs.get(MOVE_SCORE_KEY),
+        )
 
     def _new_plan(
         self,
@@ -353,11 +439,38 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         trials: list[FrozenTrial],
         cache: _StudyCache,
         rng: np.random.RandomState,
+        move_rng: np.random.RandomState,
     ) -> _Plan:
         population = self._population(study, trials, cache)
         if len(population) < self._settings.population_size:
             return _Plan(parent=None, params={})
         parent = self._select_parent(study, population, rng)
+        if self._settings.mutation_score is None:
+            params = self._random_child(parent, trials, cache, rng)
+            return _Plan(parent=parent.number, params=params)
+        # Drawn first, whatever the fraction, so the rest of the stream does not depend on it.
+        random_move = move_rng.random_sample() < self._settings.random_mutation_fraction
+        if not random_move:
+            proposal = self._propose(parent, trials, cache, move_rng)
+            if proposal is not None:
+                params, score = proposal
+                return _Plan(parent.number, params, move=MOVE_PROPOSAL, move_score=score)
+        params = self._random_child(parent, trials, cache, rng)
+        return _Plan(
+            parent.number,
+            params,
+            move=MOVE_RANDOM if random_move else MOVE_FALLBACK,
+            move_score=self._params_score(params),
+        )
+
+    def _random_child(
+        self,
+        parent: FrozenTrial,
+        trials: list[FrozenTrial],
+        cache: _StudyCache,
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        """The parent with one random mutation (retried while it is a duplicate)."""
         params = self._mutate(parent.params, parent.distributions, rng)
         if self._settings.skip_duplicates:
             self._update_seen(cache, trials)
@@ -372,7 +485,75 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
                     params = self._mutate(parent.params, parent.distributions, rng)
                 else:
                     params = self._mutate(params, _merge_distributions(parent, params), rng)
-        return _Plan(parent=parent.number, params=params)
+        return params
+
+    # ------------------------------------------------------------------ move proposal
+    def _propose(
+        self,
+        parent: FrozenTrial,
+        trials: list[FrozenTrial],
+        cache: _StudyCache,
+        rng: np.random.RandomState,
+    ) -> tuple[dict[str, Any], float] | None:
+        """The best-scored unseen single-decision mutation of ``parent`` and its score."""
+        space = self._settings.search_space
+        assert space is not None  # checked with mutation_score in _Settings
+        try:
+            arch_params = space.to_params(space.from_params(parent.params))
+        except ValueError:
+            return None  # not an architecture of the space: the random mutation handles it
+        others = {k: v for k, v in parent.params.items() if not space.owns_param(k)}
+        moves = [
+            (d.name, c) for d in space.decisions for c in d.choices if c != arch_params[d.name]
+        ]
+        limit = self._settings.max_mutation_candidates
+        if len(moves) > limit:
+            chosen = rng.choice(len(moves), size=limit, replace=False)
+            moves = [moves[i] for i in sorted(chosen.tolist())]
+        excluded: set[int] = set()
+        if self._settings.skip_duplicates:
+            self._update_seen(cache, trials)
+            excluded = cache.seen | self._in_flight_keys(cache, trials)
+        best: tuple[dict[str, Any], float] | None = None
+        for name, choice in moves:
+            try:
+                arch = space.from_params({**arch_params, name: choice})
+            except ValueError:
+                continue  # the space rejects this change
+            child = {**others, **space.to_params(arch)}
+            if _params_key(child) in excluded:
+                continue
+            score = self._score(arch)
+            if score is not None and (best is None or score > best[1]):
+                best = (child, score)
+        return best
+
+    def _params_score(self, params: Mapping[str, Any]) -> float | None:
+        space = self._settings.search_space
+        assert space is not None
+        try:
+            arch = space.from_params(params)
+        except ValueError:
+            return None
+        return self._score(arch)
+
+    def _score(self, arch: Any) -> float | None:
+        """``mutation_score(arch)``, or None when it is not finite or rejects the architecture."""
+        space = self._settings.search_space
+        score_fn = self._settings.mutation_score
+        assert space is not None and score_fn is not None
+        key = space.to_string(arch)
+        if key in self._scores:
+            score = self._scores[key]
+        else:
+            try:
+                score = float(score_fn(arch))
+            except InvalidArchitectureError:
+                score = math.nan
+            if len(self._scores) >= _MAX_CACHED_SCORES:
+                self._scores.clear()
+            self._scores[key] = score
+        return score if math.isfinite(score) else None
 
     def _in_flight_keys(self, cache: _StudyCache, trials: list[FrozenTrial]) -> set[int]:
         """Parameter keys of the children planned for unfinished trials, of any worker.
@@ -407,6 +588,11 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         storage.set_trial_system_attr(trial._trial_id, MUTATION_KEY, mutation)
         storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PARENT, plan.parent)
         storage.set_trial_user_attr(trial._trial_id, USER_ATTR_MUTATED, ",".join(sorted(mutation)))
+        if plan.move is not None:
+            storage.set_trial_system_attr(trial._trial_id, MOVE_KEY, plan.move)
+            storage.set_trial_system_attr(trial._trial_id, MOVE_SCORE_KEY, plan.move_score)
+            storage.set_trial_user_attr(trial._trial_id, USER_ATTR_MOVE, plan.move)
+            storage.set_trial_user_attr(trial._trial_id, USER_ATTR_MOVE_SCORE, plan.move_score)
 
     def _population(
         self, study: Study, trials: list[FrozenTrial], cache: _StudyCache
