@@ -151,6 +151,8 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     (RegularizedEvolutionSampler, "max_duplicate_retries", _COUNT),
     (RegularizedEvolutionSampler, "numeric_mutation_scale", [*_REAL_OR_NONE, 0.0]),
     (RegularizedEvolutionSampler, "seed", _SEED),
+    (RegularizedEvolutionSampler, "random_mutation_fraction", [*_REAL, 1.5]),
+    (RegularizedEvolutionSampler, "max_mutation_candidates", [*_COUNT, 0]),
     (RNNControllerSampler, "seed", _SEED),
     (RNNControllerSampler, "hidden_size", [*_COUNT, 0]),
     (RNNControllerSampler, "num_layers", [*_COUNT, 0]),
