@@ -582,8 +582,13 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             return
         parent = _find_trial(study._get_trials(deepcopy=False, use_cache=True), plan.parent)
         parent_params = parent.params if parent is not None else {}
+        # An enqueued trial (e.g. a warm start's cell with a free learning rate) keeps its fixed
+        # values: the plan's changes to those never happen, so they are not its mutation.
+        fixed = trial.system_attrs.get("fixed_params") or {}
         mutation = {
-            k: v for k, v in plan.params.items() if k not in parent_params or parent_params[k] != v
+            k: v
+            for k, v in plan.params.items()
+            if k not in fixed and (k not in parent_params or parent_params[k] != v)
         }
         storage.set_trial_system_attr(trial._trial_id, MUTATION_KEY, mutation)
         storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PARENT, plan.parent)

@@ -647,3 +647,33 @@ def test_processes_share_one_evolution(tmp_path: Path, monkeypatch: pytest.Monke
         if study.trials[c.system_attrs[PARENT_KEY]].user_attrs["worker"] != c.user_attrs["worker"]
     ]
     assert cross
+
+
+def test_an_enqueued_architecture_is_not_recorded_as_mutated() -> None:
+    """A trial whose cell is enqueued (a warm start) and whose learning rate is free: the
+    sampler plans a child for the free parameter, but the cell's fixed values are kept, so no
+    cell parameter may be recorded as mutated (its note would show a change that never
+    happened)."""
+    from optuna_nas.search_spaces import create_search_space
+
+    space = create_search_space("nasbench201")
+    sampler = RegularizedEvolutionSampler(population_size=3, sample_size=2, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = space.suggest(trial)
+        lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        return len(space.to_string(arch)) * lr
+
+    study.optimize(objective, n_trials=4)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        study.enqueue_trial(space.to_params(space.sample(rng)))
+    study.optimize(objective, n_trials=8)
+    enqueued = study.trials[4:]
+    children = [t for t in enqueued if t.system_attrs.get(PARENT_KEY) is not None]
+    assert children  # the population is full: each trial is planned as a child
+    for trial in children:
+        mutated = set(trial.system_attrs.get(MUTATION_KEY, {}))
+        assert not any(space.owns_param(name) for name in mutated), (trial.number, mutated)
+        assert mutated <= {"lr"}
