@@ -205,7 +205,12 @@ class Fisher(Proxy):
 
             def grad_hook(grad: torch.Tensor) -> None:
                 product = activation * grad.detach()
-                per_channel = product.sum(dim=tuple(range(2, product.dim())))
+                # Not sum(dim=()) for a (N, C) output: torch reads an empty dim as "all dims".
+                per_channel = (
+                    product.sum(dim=tuple(range(2, product.dim())))
+                    if product.dim() > 2
+                    else product
+                )
                 totals.append(0.5 * per_channel.pow(2).mean(dim=0).sum())
 
             output.register_hook(grad_hook)
