@@ -178,6 +178,9 @@ def layer_weights(network: nn.Module) -> list[torch.Tensor]:
 def scoring_copy(network: nn.Module, *, train: bool) -> nn.Module:
     """A deep copy to score: no gradients, dropout off, in training mode when ``train``.
 
+    Every parameter of the copy takes gradients, so a layer frozen in the original is scored
+    like the others (its weights still shape the network's function).
+
     The data-dependent proxies run the copy in training mode, as the reference does: BatchNorm
     normalises with the batch's statistics (an untrained network's running statistics are the
     initial 0/1), and the running statistics it updates are the copy's.
