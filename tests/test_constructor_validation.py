@@ -39,6 +39,10 @@ from optuna_nas.data import Cutout
 from optuna_nas.data import DeviceTensorLoader
 from optuna_nas.data import EpochSampler
 from optuna_nas.data import RandomCropFlip
+from optuna_nas.estimators import ProxyScorer
+from optuna_nas.estimators._proxies import Flops
+from optuna_nas.estimators._proxies import JacobCov
+from optuna_nas.estimators._proxies import SynFlow
 from optuna_nas.pruners import LearningCurvePruner
 from optuna_nas.retrain import RetrainProtocol
 from optuna_nas.samplers import RegularizedEvolutionSampler
@@ -135,6 +139,12 @@ BASELINES: dict[Callable[..., Any], Callable[[], dict[str, Any]]] = {
     EpochSampler: lambda: {"num_samples": 4},
     DeviceTensorLoader: lambda: {"images": _images()[0], "labels": _images()[1], "batch_size": 2},
     Cutout: lambda: {"length": 2},
+    ProxyScorer: lambda: {
+        "space": NASBench201SearchSpace(),
+        "num_classes": 10,
+        "in_channels": 3,
+        "image_size": 8,
+    },
     ImageFolderDataModule: lambda: {"root": _image_folder()},
     RetrainProtocol: lambda: {"epochs": 1, "batch_size": 2},
 }
@@ -223,6 +233,10 @@ CASES: list[tuple[Callable[..., Any], str, list[Any]]] = [
     (EmbeddedDataModule, "test_fraction", [*_REAL, 1.0]),
     (EmbeddedDataModule, "image_size", [*_COUNT_OR_NONE, 0, 3]),
     (NASDashboardCallback, "plot_every", [*_COUNT, 0]),
+    # Zero-cost proxies.
+    *[(ProxyScorer, a, [*_COUNT, 0]) for a in ("num_classes", "in_channels", "image_size")],
+    (ProxyScorer, "seed", _SEED),
+    (JacobCov, "k", [*_REAL, 0.0]),
     (RandomCropFlip, "padding", _COUNT),
     (Cutout, "length", _COUNT),
     # Cutout's square must fit the image (CIFAR-10: 32; EmbeddedDataModule: MNIST's 28).
@@ -286,6 +300,7 @@ ELEMENT_CASES: list[tuple[Callable[..., Any], str, Callable[[Any], Any], list[An
     (DartsModule, "arch_betas", lambda v: (v, 0.999), _UNIT),
     (DartsModule, "arch_betas", lambda v: (0.5, v), _UNIT),
     (RandomCropFlip, "fill", lambda v: (0.0, v), ["a", None, True, NAN, INF, -INF]),
+    *[(proxy, "input_shape", lambda v: (3, v, 8), [*_COUNT, 0]) for proxy in (SynFlow, Flops)],
 ]
 
 

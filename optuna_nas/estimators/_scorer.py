@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from optuna_nas._validation import check_int
 from optuna_nas._validation import check_positive_ints
+from optuna_nas._validation import check_seed
 from optuna_nas.estimators._base import Proxy
 from optuna_nas.estimators._registry import create_proxy
 from optuna_nas.samplers._randomness import derive_seed
@@ -101,7 +101,7 @@ class ProxyScorer:
             sizes["image_size"] = image_size
             size = (image_size, image_size)
         check_positive_ints("ProxyScorer sizes", sizes)
-        check_int("seed", seed, minimum=0)
+        check_seed(seed, allow_none=False)
         self.space = space
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
