@@ -57,8 +57,16 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_nas._validation import check_int
+from optuna_nas.samplers._evolution import MOVE_FALLBACK
+from optuna_nas.samplers._evolution import MOVE_KEY
+from optuna_nas.samplers._evolution import MOVE_PROPOSAL
+from optuna_nas.samplers._evolution import MOVE_RANDOM
+from optuna_nas.samplers._evolution import MOVE_SCORE_KEY
 from optuna_nas.samplers._evolution import MUTATION_KEY
 from optuna_nas.samplers._evolution import PARENT_KEY
+from optuna_nas.samplers._warm_start import USER_ATTR_N_CANDIDATES as WARM_START_N
+from optuna_nas.samplers._warm_start import USER_ATTR_RANK as WARM_START_RANK
+from optuna_nas.samplers._warm_start import USER_ATTR_SCORE as WARM_START_SCORE
 
 
 if TYPE_CHECKING:
@@ -317,6 +325,14 @@ def _cell_lines(space: SearchSpace[Any] | None, arch_string: str) -> list[str]:
     return []
 
 
+#: How the evolution sampler made a child (``RegularizedEvolutionSampler(mutation_score=...)``).
+_MOVE_TEXT = {
+    MOVE_PROPOSAL: "the best-scored single mutation (zero-cost proxy)",
+    MOVE_RANDOM: "a random mutation (the random share of proxy-guided moves)",
+    MOVE_FALLBACK: "a random mutation (no scored neighbour was new)",
+}
+
+
 def _diagram_lines(study: optuna.Study, t: FrozenTrial) -> list[str]:
     """The trial's cell diagram, embedded in the note at its natural size.
 
@@ -440,8 +456,27 @@ def trial_note(study: optuna.Study, trial: FrozenTrial | optuna.Trial | int) -> 
         for name in sorted(mutation):
             old = parent_params.get(name, "?")
             lines.append(f"- mutated `{name}`: {old} → **{mutation[name]}**")
+        move = system.get(MOVE_KEY)
+        if isinstance(move, str):
+            text = _MOVE_TEXT.get(move, move)
+            score = _num(system.get(MOVE_SCORE_KEY))
+            if score is not None:
+                text += f" (score {_fmt(score)})"
+            lines.append(f"- move: {text}")
     elif PARENT_KEY in system:
         lines += ["", "**Evolution**: random trial (initial population)"]
+
+    # ---- warm start
+    rank = attrs.get(WARM_START_RANK)
+    if isinstance(rank, int):
+        text = f"**Warm start**: rank {rank}"
+        n = attrs.get(WARM_START_N)
+        if isinstance(n, int):
+            text += f" of {n:,} scored candidates"
+        score = _num(attrs.get(WARM_START_SCORE))
+        if score is not None:
+            text += f", zero-cost score {_fmt(score)}"
+        lines += ["", text + " (trained first)"]
 
     # ---- controller
     log_prob = _num(system.get(_RNN_LOG_PROB, attrs.get("rnn_controller:log_prob")))

@@ -283,3 +283,31 @@ def test_notes_of_a_real_nas_objective_study(tmp_path: Path) -> None:
         assert t.user_attrs["arch"] in note
         assert "parameters ·" in note and "FLOPs" in note and "latency" in note
         assert "**Training**: 1 epochs" in note and "val_acc `" in note
+
+
+def test_notes_of_warm_started_and_proxy_guided_trials() -> None:
+    """A warm start's trials say their rank and score; an evolution child made by the move
+    proposal says so, with its score."""
+    from optuna_nas.samplers import RegularizedEvolutionSampler
+    from optuna_nas.samplers import warm_start
+
+    def convolutions(arch: Any) -> float:  # a deterministic stand-in for a proxy
+        return float(SPACE.to_string(arch).count("conv"))
+
+    sampler = RegularizedEvolutionSampler(
+        population_size=3,
+        sample_size=2,
+        seed=0,
+        search_space=SPACE,
+        mutation_score=convolutions,
+        random_mutation_fraction=0.0,
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    warm_start(study, SPACE, convolutions, n_candidates=20, top_k=3, seed=0)
+    study.optimize(lambda t: convolutions(SPACE.suggest(t)), n_trials=6)
+    first = trial_note(study, study.trials[0])
+    assert "**Warm start**: rank 1 of 20 scored candidates" in first
+    assert f"zero-cost score {convolutions(SPACE.from_params(study.trials[0].params)):g}" in first
+    children = [t for t in study.trials[3:]]
+    notes = [trial_note(study, t) for t in children]
+    assert any("move: the best-scored single mutation" in n for n in notes), notes
