@@ -76,11 +76,20 @@ class ImageFolderDataModule(_ImageDataModule):
     Example:
         .. code-block:: python
 
+            import os
+
+            from PIL import Image
             from optuna_nas.training import ImageFolderDataModule
 
-            dm = ImageFolderDataModule(root="./my_images", image_size=32)
+            # my_images/<class>/<image>: here two classes of plain 16x16 pictures.
+            for name, colour in (("cats", (200, 80, 40)), ("dogs", (40, 80, 200))):
+                os.makedirs(f"my_images/{name}", exist_ok=True)
+                for i in range(10):
+                    Image.new("RGB", (16, 16), colour).save(f"my_images/{name}/{i}.png")
+
+            dm = ImageFolderDataModule(root="my_images", image_size=32)
             dm.setup("fit")
-            print(dm.classes, dm.in_channels)
+            print(dm.classes, dm.in_channels)  # ['cats', 'dogs'] 3
     """
 
     def __init__(
