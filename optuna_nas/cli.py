@@ -210,6 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warm_start_type(text: Any) -> list[Any]:
+    """``--warm-start PROXY[:N[:K]]`` as ``[proxy, n_candidates, top_k]``."""
+    if isinstance(text, list):  # from a --config file, already parsed
+        return text
+    parts = str(text).split(":")
+    proxy, rest = parts[0], parts[1:]
+    numbers = [1000, 10]
+    if not proxy or len(rest) > 2:
+        raise argparse.ArgumentTypeError(f"expected PROXY[:N[:K]], got {text!r}")
+    for i, part in enumerate(rest):
+        try:
+            numbers[i] = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected PROXY[:N[:K]] with integers N and K, got {text!r}"
+            ) from None
+        if numbers[i] < 1:
+            raise argparse.ArgumentTypeError(f"N and K must be >= 1, got {text!r}")
+    if numbers[1] > numbers[0]:
+        raise argparse.ArgumentTypeError(f"K must be at most N, got {text!r}")
+    return [proxy, *numbers]
+
+
+_warm_start_type.__name__ = "PROXY[:N[:K]]"
+
+
 def _mapping_type(text: str) -> dict[str, Any]:
     """A JSON or YAML mapping (``'{"channels": 8}'`` or ``'channels: 8'``)."""
     import yaml
@@ -293,6 +319,16 @@ def _add_search_arguments(
             choices=PRUNERS,
             default="median",
             help="Optuna's MedianPruner or HyperbandPruner, or optuna_nas' LearningCurvePruner",
+        )
+        search.add_argument(
+            "--warm-start",
+            type=_warm_start_type,
+            default=None,
+            metavar="PROXY[:N[:K]]",
+            help="before searching, score N random architectures (default 1000) with a "
+            "zero-cost proxy (synflow, params, naswot, ...: optuna_nas.estimators."
+            "list_proxies()) and train the best K (default 10) first, with any sampler; "
+            "once per study",
         )
     search.add_argument(
         "--seed",
@@ -1240,6 +1276,7 @@ def _run_search(args: argparse.Namespace) -> int:
     import torch
 
     config = _run_config(args)  # checks --dataset's form and the build arguments first
+    proxy = _warm_start_proxy(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     space = _create_space(args)
@@ -1256,6 +1293,8 @@ def _run_search(args: argparse.Namespace) -> int:
         total = args.total_trials
         if total is None:
             _print_header(args, f"{args.n_trials} trials")
+            if proxy is not None:  # (`worker` warm-starts in its parent)
+                _run_warm_start(args, study, space, datamodule, proxy)
         elif _n_counted_trials(study) >= total:
             print(f"The study already holds {total} trials: nothing to do.", flush=True)
             return 0
@@ -1272,6 +1311,55 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"Done: {len(study.trials) - n_before} trials here.", flush=True)
         return 0
     return _print_summary(args, study, study.trials[n_before:], time.perf_counter() - start)
+
+
+def _warm_start_proxy(args: argparse.Namespace) -> Any:
+    """The proxy of ``--warm-start`` (``None`` without it), checked before the study opens."""
+    if not getattr(args, "warm_start", None):
+        return None
+    from optuna_nas.estimators import create_proxy
+
+    try:
+        return create_proxy(args.warm_start[0])
+    except ValueError as error:
+        raise CLIError(f"--warm-start {args.warm_start[0]}: {_one_line(error)}") from None
+
+
+def _run_warm_start(
+    args: argparse.Namespace, study: optuna.Study, space: Any, datamodule: Any, proxy: Any
+) -> None:
+    """``--warm-start``: score random architectures with a zero-cost proxy, enqueue the best."""
+    from optuna_nas.estimators import ProxyScorer
+    from optuna_nas.samplers import warm_start
+
+    name, n_candidates, top_k = args.warm_start
+    batch = None
+    if proxy.needs_data:  # one training batch of the search's own data
+        datamodule.setup("fit")
+        inputs, targets = next(iter(datamodule.train_dataloader()))
+        batch = (inputs.cpu(), targets.cpu())
+    scorer = ProxyScorer(
+        space,
+        proxies=(proxy,),
+        num_classes=int(datamodule.num_classes),
+        in_channels=int(datamodule.in_channels),
+        image_size=int(datamodule.image_size),
+        build_kwargs=_build_kwargs(args),
+        batch=batch,
+        seed=args.seed,
+    )
+    result = warm_start(
+        study, space, scorer, n_candidates=n_candidates, top_k=top_k, seed=args.seed
+    )
+    if not result.enqueued:
+        print(f"Warm start: already done in this study ({len(result)} trials).", flush=True)
+        return
+    print(
+        f"Warm start: {result.n_candidates} architectures scored by {name} in "
+        f"{result.seconds:.0f} s ({result.seconds / max(result.n_candidates, 1):.3f} s each); "
+        f"the best {len(result)} are trained first.",
+        flush=True,
+    )
 
 
 def _save_plots(study: optuna.Study) -> None:
@@ -1612,7 +1700,12 @@ def _search_argv(args: argparse.Namespace, **overrides: Any) -> list[str]:
     search = commands.choices["search"]
     argv = ["search"]
     for action in search._actions:
-        if not action.option_strings or action.dest in ("help", "n_trials", "config"):
+        if not action.option_strings or action.dest in (
+            "help",
+            "n_trials",
+            "config",
+            "warm_start",  # done by the `worker` parent
+        ):
             continue
         if action.dest.startswith("print_config") or action.dest == "version":
             continue
@@ -1641,9 +1734,12 @@ def _run_worker(args: argparse.Namespace) -> int:
     slots = _worker_slots(args)
     # The study (and the database schema) is created once, here: workers starting on an
     # empty database at once would race to create it.
+    proxy = _warm_start_proxy(args)
     with _optuna_logging(log_trials=True):
         study = _open_study(args)
     _print_header(args, f"{args.n_trials} trials in total, {len(slots)} workers")
+    if proxy is not None:  # once, here, before the workers (they do not warm-start)
+        _run_warm_start(args, study, _create_space(args), _create_datamodule(args), proxy)
     # Reentrant: the signal handler prints from the main thread, which may hold it.
     out, err, lock = sys.stdout, sys.stderr, threading.RLock()
     procs: dict[str, Any] = {}  # label: subprocess.Popen

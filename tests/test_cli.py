@@ -876,3 +876,41 @@ def test_trials_can_be_data_parallel() -> None:
     assert [type(c).__name__ for c in cli._trainer_kwargs(args)["callbacks"]] == [
         "InterruptAtBatchEnd"
     ]
+
+
+def test_search_warm_start_trains_the_best_scored_first_once_per_study(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = _storage(tmp_path)
+    argv = ["search", "--storage", storage, "--warm-start", "params:20:2", *TINY]
+    assert cli.main([*argv, "--n-trials", "3"]) == 0
+    assert "Warm start: 20 architectures scored by params" in capsys.readouterr().out
+    study = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage)
+    first, second, third = study.trials
+    assert (first.user_attrs["warm_start:rank"], second.user_attrs["warm_start:rank"]) == (1, 2)
+    assert first.user_attrs["warm_start:score"] >= second.user_attrs["warm_start:score"]
+    assert first.user_attrs["warm_start:score"] == first.user_attrs["n_params"]
+    assert "warm_start:rank" not in third.user_attrs
+    # Resumed: the warm start is not repeated.
+    assert cli.main([*argv, "--n-trials", "1"]) == 0
+    assert "already done" in capsys.readouterr().out
+    study = optuna.load_study(study_name=cli.DEFAULT_STUDY_NAME, storage=storage)
+    assert sum("warm_start:rank" in t.user_attrs for t in study.trials) == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("synflow:5:9", "K must be at most N"), ("synflow:x", "integers"), ("nope", "'nope'")],
+)
+def test_search_warm_start_errors(
+    tmp_path: Any, spec: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = _storage(tmp_path)
+    try:
+        code = cli.main(["search", "--storage", storage, "--warm-start", spec, *TINY])
+    except SystemExit as exit_:  # a malformed value: argparse's usage error
+        code = int(exit_.code or 0)
+    assert code in (1, 2)
+    err = capsys.readouterr().err.strip()
+    assert message in err.splitlines()[-1], err  # (a usage error prints the usage first)
+    assert not os.path.exists(os.path.join(tmp_path, "demo.db"))
