@@ -5,9 +5,15 @@ batch: ``synflow``, ``snip``, ``grad_norm``, ``grasp``, ``fisher``, ``jacob_cov`
 ``params`` and ``flops``. :class:`ProxyScorer` scores architectures of a search space, each
 built with an initialisation derived from the architecture, and is a ``Callable[[arch], float]``
 for warm-starts and training-free objectives; :func:`vote` combines proxies by rank.
+
+In a study: :class:`ProxyObjective` is a training-free objective (optionally against a latency),
+:func:`optuna_nas.samplers.warm_start` trains the best-scored of many random architectures
+first (with any sampler), and ``RegularizedEvolutionSampler(mutation_score=scorer)`` chooses
+each child among its parent's mutations by score (the "move proposal").
 """
 
 from optuna_nas.estimators._base import Proxy
+from optuna_nas.estimators._objective import ProxyObjective
 from optuna_nas.estimators._proxies import NASWOT
 from optuna_nas.estimators._proxies import Fisher
 from optuna_nas.estimators._proxies import Flops
@@ -33,6 +39,7 @@ __all__ = [
     "JacobCov",
     "Params",
     "Proxy",
+    "ProxyObjective",
     "ProxyScorer",
     "Snip",
     "SynFlow",

@@ -12,11 +12,11 @@ from optuna.trial import TrialState
 import pytest
 
 from optuna_nas.benchmarks import NB201Benchmark
+from optuna_nas.estimators import ProxyObjective
 from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.samplers import warm_start
 from optuna_nas.search_spaces import NB201Cell
 from optuna_nas.search_spaces import create_search_space
-from optuna_nas.training_free import ProxyObjective
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from optuna_nas.search_spaces import SearchSpace
 
 
-__all__ = ["PROXY_ATTR_PREFIX", "PROXY_SECONDS_ATTR", "ProxyObjective"]
-
 #: User attributes ``"proxy:<name>"`` hold each value of the scorer's ``score(arch)`` dict.
 PROXY_ATTR_PREFIX = "proxy:"
 #: User attribute: the seconds the score took.
@@ -64,7 +62,7 @@ class ProxyObjective:
 
             import optuna
             from optuna_nas.search_spaces import create_search_space
-            from optuna_nas.training_free import ProxyObjective
+            from optuna_nas.estimators import ProxyObjective
 
             space = create_search_space("nasbench201")
 
