@@ -6,8 +6,8 @@ and NAS samplers (:mod:`optuna_nas.samplers`) and pruners (:mod:`optuna_nas.prun
 the search.
 
 The names below are imported on first use (PEP 562), so that ``import optuna_nas.samplers``
-(or ``.search_spaces``, ``.pruners``, ``.benchmarks``, ``.visualization``, ``.export``) does not
-pull in Lightning and the training stack.
+(or ``.search_spaces``, ``.pruners``, ``.benchmarks``, ``.visualization``, ``.export``,
+``.estimators``) does not pull in Lightning and the training stack.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 
 if TYPE_CHECKING:
+    from optuna_nas import estimators
     from optuna_nas import search_spaces
     from optuna_nas import storages
     from optuna_nas import training
@@ -51,6 +52,7 @@ __all__ = [
     "__version__",
     "create_search_space",
     "create_storage",
+    "estimators",
     "export_trial",
     "list_search_spaces",
     "load_architecture",
@@ -72,6 +74,7 @@ _LAZY = {
     "SearchSpace": "optuna_nas.search_spaces",
     "create_search_space": "optuna_nas.search_spaces",
     "create_storage": "optuna_nas.storages",
+    "estimators": "optuna_nas.estimators",
     "export_trial": "optuna_nas.export",
     "list_search_spaces": "optuna_nas.search_spaces",
     "load_architecture": "optuna_nas.export",

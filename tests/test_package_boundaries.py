@@ -29,6 +29,7 @@ LIGHT = [
     "optuna_nas.benchmarks",
     "optuna_nas.visualization",
     "optuna_nas.export",
+    "optuna_nas.estimators",
 ]
 
 _PROBE = """
