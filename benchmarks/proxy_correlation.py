@@ -362,9 +362,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             acc = [bench.accuracy(a) for a in archs]
             values = {p: [rows[a][p] for a in archs] for p in FREE_PROXIES}
             sec = float(np.mean([rows[a]["seconds"] for a in archs]))
-            whole = "all" if len(archs) == len(bench) else f"a seeded random {len(archs)} of"
+            if len(archs) == len(bench):
+                whole = f"all {len(bench)} cells"
+            else:
+                whole = f"a seeded random {len(free_archs)} of {len(bench)} cells"
+                if len(archs) < len(free_archs):
+                    whole = f"{len(archs)} scored so far of {whole}"
             lines += table(
-                f"### NB201 CIFAR-10, data-free proxies, {whole} {len(bench)} cells",
+                f"### NB201 CIFAR-10, data-free proxies, {whole}",
                 FREE_PROXIES,
                 values,
                 acc,
@@ -388,9 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             acc = [bench.accuracy(a) for a in archs]
             sec = float(np.mean([rows[a]["seconds"] for a in archs]))
             lines += table(
-                f"### NB201 CIFAR-10, all proxies, a seeded random {len(archs)} of {len(bench)} "
-                f"cells; data-dependent ones on one batch of {args.batch_size} embedded MNIST "
-                "digits (32x32, 3 channels; the paper used one CIFAR-10 batch)",
+                f"### NB201 CIFAR-10, all proxies, {len(archs)} cells (of a seeded random "
+                f"{len(data_archs)} of {len(bench)}); data-dependent ones on one batch of "
+                f"{args.batch_size} embedded MNIST digits (32x32, 3 channels; the paper used "
+                "one CIFAR-10 batch)",
                 names,
                 values,
                 acc,
