@@ -242,8 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         parser.error(f"--warm-start must be PROXY:N:K with 1 <= K <= N, got {warm!r}")
-    if top_k >= budgets[0]:
-        parser.error(f"the smallest budget must exceed K={top_k}: the warm start's trials count")
+    if top_k > budgets[-1]:
+        parser.error(f"the largest budget must be >= K={top_k}: the warm start's trials count")
     for spec in specs:
         if spec != MOVE_PROPOSAL:
             compare.parse_strategy(spec)
