@@ -167,7 +167,8 @@ def report(
             "",
             "Mann-Whitney U, two-sided p-values per budget ("
             + ", ".join(map(str, budgets))
-            + "); '<' = mean regret lower than the baseline's, '>' = higher, '=' = equal:",
+            + "); a leading '-' = mean regret lower than the baseline's, '+' = higher, "
+            "'=' = equal:",
             "",
             "| strategy | " + " | ".join(f"vs {label(*b)}" for b in bases) + " |",
             "|---|" + "---|" * len(bases),
@@ -181,7 +182,7 @@ def report(
                 for j in range(len(budgets)):
                     p = compare.mann_whitney(reg[v][:, j], reg[b][:, j])
                     d = reg[v][:, j].mean() - reg[b][:, j].mean()
-                    sign = "<" if d < 0 else (">" if d > 0 else "=")
+                    sign = "-" if d < 0 else ("+" if d > 0 else "=")
                     marks.append(f"{sign}{compare.fmt_p(p)}")
                 cells.append(" / ".join(marks))
             lines.append(f"| {label(*v)} | " + " | ".join(cells) + " |")
