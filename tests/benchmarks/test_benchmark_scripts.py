@@ -47,6 +47,56 @@ def test_compare_samplers_quick(tmp_path: Path) -> None:
         assert all(t <= best for t in run["true"])  # nothing beats the table's best cell
 
 
+def _skip_without_nb201() -> None:
+    try:
+        found = (resolve_data_dir() / "nasbench201" / "cifar10.csv").is_file()
+    except FileNotFoundError:
+        found = False
+    if not found:
+        pytest.skip("NAS-Bench-201 data not found (set OPTUNA_NAS_DATA)")
+
+
+@pytest.mark.slow
+def test_proxy_correlation_quick(tmp_path: Path) -> None:
+    _skip_without_nb201()
+    parts = ["free", "data"]
+    try:
+        import yahpo_gym  # noqa: F401
+
+        if (resolve_data_dir() / "nasbench301" / "model.onnx").is_file():
+            parts.append("nb301")
+    except ImportError:
+        pass
+    args = ["--quick", "--out", str(tmp_path), "--parts", *parts]
+    result = _run([str(SCRIPTS / "proxy_correlation.py"), *args])
+    assert result.returncode == 0, result.stderr
+    for proxy in ("synflow", "params", "flops", "snip", "jacob_cov", "naswot", "vote"):
+        assert f"| {proxy} | " in result.stdout
+    assert "| synflow | " in (tmp_path / "proxy_correlation.md").read_text()
+    free = tmp_path / "proxy_cache" / "nb201_free_C4_N1.csv"
+    assert len(free.read_text().splitlines()) == 21  # a header and 20 cells
+    # A second call reuses the caches: nothing is scored again.
+    again = _run([str(SCRIPTS / "proxy_correlation.py"), *args])
+    assert again.returncode == 0, again.stderr
+    assert len(free.read_text().splitlines()) == 21
+    assert again.stdout == result.stdout
+
+
+@pytest.mark.slow
+def test_warm_start_quick(tmp_path: Path) -> None:
+    _skip_without_nb201()
+    result = _run([str(SCRIPTS / "warm_start.py"), "--quick", "--out", str(tmp_path)])
+    assert result.returncode == 0, result.stderr
+    assert "| TPE | " in result.stdout
+    assert "| RegularizedEvolution + warm start synflow:20:3 | " in result.stdout
+    assert "vs TPE + warm start synflow:20:3" in result.stdout
+    raw = json.loads((tmp_path / "warm_start.json").read_text())
+    assert len(raw["runs"]) == 2 * 2 * 3  # (tpe, evolution) x (plain, warm) x 3 seeds
+    for run in raw["runs"]:
+        assert len(run["true"]) == 10
+        assert all(t <= raw["best_accuracy"] for t in run["true"])
+
+
 @pytest.mark.slow
 def test_sampler_overhead_quick() -> None:
     result = _run([str(SCRIPTS / "sampler_overhead.py"), "--quick"])
