@@ -511,7 +511,7 @@ def test_a_terminated_demo_trial_is_resumed_by_the_next_run(tmp_path: Any) -> No
     folder = tmp_path / cli.DEFAULT_ARTIFACT_DIR / cli.CHECKPOINT_SUBDIR / cli.DEFAULT_STUDY_NAME
     assert os.listdir(folder) == ["trial_0"]
 
-    time.sleep(2.5)  # the grace period
+    time.sleep(3.2)  # over the grace period of 2 s, in SQLite's whole seconds
     result = subprocess.run(
         [sys.executable, "-m", "optuna_nas", *argv, *_with_epochs(TINY, epochs)],
         env=_env(),
