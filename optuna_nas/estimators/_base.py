@@ -28,11 +28,13 @@ class Proxy(abc.ABC):
     Call it as ``proxy(network, inputs, targets)``. The score depends on the network's current
     weights, so on its initialisation (the caller's: seed it, or use
     :class:`~optuna_nas.estimators.ProxyScorer`, which seeds each architecture's build). Every
-    proxy leaves ``network`` as it was: those that run it work on a deep copy, so weights,
-    buffers (BatchNorm running statistics), gradients, ``requires_grad`` flags and training
-    modes are untouched. Scores are deterministic for the same network and batch: stochastic
-    layers of the copy are switched off (dropout) or draw from a fixed seed (e.g. DARTS
-    drop-path), and cuDNN runs in deterministic mode during the call.
+    proxy leaves ``network`` as it was: those that modify what they run
+    (:attr:`modifies_network`) work on a deep copy, so weights, buffers (BatchNorm running
+    statistics), gradients, ``requires_grad`` flags and training modes are untouched. A caller
+    that will not use the network again passes ``consume=True`` and saves the copy (which
+    costs more than the scoring itself on a NAS-Bench-201 network). Scores are deterministic
+    for the same network and batch: stochastic layers are switched off (dropout) or draw from
+    a fixed seed (e.g. DARTS drop-path), and cuDNN runs in deterministic mode during the call.
 
     An auxiliary classifier kept in the network's ``auxiliary_head`` attribute (DARTS) is
     ignored: networks that return ``(logits, aux_logits)`` in training are scored on their main
@@ -49,6 +51,9 @@ class Proxy(abc.ABC):
             built-in proxy, ``params`` and ``flops`` included (bigger networks tend to be
             more accurate on NAS-Bench-201), so the scores can be maximised or voted on alike.
         reference: The paper that defines the proxy.
+        modifies_network: Whether :meth:`_score` changes the network it is given (weights,
+            modes, gradients), so that :meth:`__call__` gives it a deep copy unless
+            ``consume=True``. ``True`` unless a subclass says otherwise.
     """
 
     name: ClassVar[str] = ""
@@ -56,20 +61,25 @@ class Proxy(abc.ABC):
     needs_targets: ClassVar[bool] = False
     higher_is_better: ClassVar[bool] = True
     reference: ClassVar[str] = ""
+    modifies_network: ClassVar[bool] = True
 
     def __call__(
         self,
         network: nn.Module,
         inputs: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
+        *,
+        consume: bool = False,
     ) -> float:
         """Score ``network``.
 
         Args:
-            network: The network (not modified).
+            network: The network (not modified, unless ``consume``).
             inputs: A batch of images ``(N, C, H, W)`` (or any ``(N, ...)`` input the network
                 takes), on the network's device.
             targets: Class labels ``(N,)`` for the proxies with :attr:`needs_targets`.
+            consume: The caller will not use ``network`` again: a proxy that
+                :attr:`modifies_network` scores it directly instead of a deep copy.
 
         Raises:
             ValueError: ``inputs`` or ``targets`` is missing, or they disagree in length.
@@ -88,13 +98,19 @@ class Proxy(abc.ABC):
                     f"{tuple(targets.shape)}."
                 )
         with _deterministic(network):
+            if self.modifies_network and not consume:
+                network = copy.deepcopy(network)
             return float(self._score(network, inputs, targets))
 
     @abc.abstractmethod
     def _score(
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
-        """The score; the inputs are checked against :attr:`needs_data` already."""
+        """The score; the inputs are checked against :attr:`needs_data` already.
+
+        ``network`` is the proxy's own to change when :attr:`modifies_network` (a copy, or the
+        caller's consumed network); otherwise it is the caller's and must be left as it was.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -175,17 +191,18 @@ def layer_weights(network: nn.Module) -> list[torch.Tensor]:
     return list(weights.values())
 
 
-def scoring_copy(network: nn.Module, *, train: bool) -> nn.Module:
-    """A deep copy to score: no gradients, dropout off, in training mode when ``train``.
+def prepare_to_score(network: nn.Module, *, train: bool) -> nn.Module:
+    """Set up a proxy's own network (a copy, see :attr:`Proxy.modifies_network`) in place: no
+    gradients, dropout off, in training mode when ``train``; returns it.
 
-    Every parameter of the copy takes gradients, so a layer frozen in the original is scored
-    like the others (its weights still shape the network's function).
+    Every parameter takes gradients, so a layer frozen in the original is scored like the
+    others (its weights still shape the network's function).
 
-    The data-dependent proxies run the copy in training mode, as the reference does: BatchNorm
-    normalises with the batch's statistics (an untrained network's running statistics are the
-    initial 0/1), and the running statistics it updates are the copy's.
+    The data-dependent proxies run the network in training mode, as the reference does:
+    BatchNorm normalises with the batch's statistics (an untrained network's running
+    statistics are the initial 0/1), and the running statistics it updates are the copy's.
     """
-    clone = copy.deepcopy(network)
+    clone = network
     clone.train(train)
     for module in clone.modules():
         if isinstance(module, nn.modules.dropout._DropoutNd):

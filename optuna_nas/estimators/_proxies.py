@@ -12,15 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+from optuna_nas._flops import count_flops
 from optuna_nas._validation import check_number
 from optuna_nas.estimators._base import Proxy
 from optuna_nas.estimators._base import ShapeProxy
 from optuna_nas.estimators._base import auxiliary_modules
 from optuna_nas.estimators._base import layer_weights
 from optuna_nas.estimators._base import main_logits
-from optuna_nas.estimators._base import scoring_copy
+from optuna_nas.estimators._base import prepare_to_score
 from optuna_nas.estimators._base import weight_layers
 from optuna_nas.estimators._registry import register_proxy
 
@@ -82,7 +82,7 @@ class SynFlow(ShapeProxy):
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
         shape = self.image_shape(inputs)
-        clone = scoring_copy(network, train=False)
+        clone = prepare_to_score(network, train=False)
         _to_bn_free(clone)
         clone.double()
         with torch.no_grad():
@@ -115,7 +115,7 @@ class Snip(Proxy):
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
         assert inputs is not None and targets is not None
-        weights = _cross_entropy_backward(scoring_copy(network, train=True), inputs, targets)
+        weights = _cross_entropy_backward(prepare_to_score(network, train=True), inputs, targets)
         return sum(float((w.detach() * w.grad).abs().sum()) for w in weights if w.grad is not None)
 
 
@@ -134,7 +134,7 @@ class GradNorm(Proxy):
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
         assert inputs is not None and targets is not None
-        weights = _cross_entropy_backward(scoring_copy(network, train=True), inputs, targets)
+        weights = _cross_entropy_backward(prepare_to_score(network, train=True), inputs, targets)
         return sum(float(w.grad.norm()) for w in weights if w.grad is not None)
 
 
@@ -156,7 +156,7 @@ class Grasp(Proxy):
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
         assert inputs is not None and targets is not None
-        clone = scoring_copy(network, train=True)
+        clone = prepare_to_score(network, train=True)
         weights = layer_weights(clone)
         loss = F.cross_entropy(main_logits(clone(inputs)), targets)
         first = torch.autograd.grad(loss, weights, allow_unused=True)
@@ -194,7 +194,7 @@ class Fisher(Proxy):
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
         assert inputs is not None and targets is not None
-        clone = scoring_copy(network, train=True)
+        clone = prepare_to_score(network, train=True)
         totals: list[torch.Tensor] = []
 
         def forward_hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
@@ -252,7 +252,7 @@ class JacobCov(Proxy):
         assert inputs is not None
         if inputs.shape[0] < 2:
             raise ValueError(f"jacob_cov needs a batch of >= 2 inputs, got {inputs.shape[0]}.")
-        clone = scoring_copy(network, train=True)
+        clone = prepare_to_score(network, train=True)
         x = inputs.detach().clone().requires_grad_(True)
         main_logits(clone(x)).sum().backward()
         assert x.grad is not None
@@ -292,7 +292,7 @@ class NASWOT(Proxy):
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
         assert inputs is not None
-        clone = scoring_copy(network, train=True)
+        clone = prepare_to_score(network, train=True)
         skip = auxiliary_modules(clone)
         relus = [m for m in clone.modules() if isinstance(m, nn.ReLU) and id(m) not in skip]
         if not relus:
@@ -330,6 +330,7 @@ class Params(Proxy):
     name = "params"
     needs_data = False
     reference = "A baseline in " + _ABDELFATTAH
+    modifies_network = False
 
     def _score(
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
@@ -345,9 +346,10 @@ class Params(Proxy):
 class Flops(ShapeProxy):
     """Forward FLOPs for one image, in evaluation mode (auxiliary heads do not run).
 
-    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on a copy: convolutions and matrix
-    products, two FLOPs per multiply-add (the "mult-adds" of NAS papers are ``flops / 2``), as
-    ``optuna_nas.training.count_flops`` counts them. Only the shape of one image is read.
+    Counted by :func:`optuna_nas.training.count_flops` (``torch.utils.flop_counter``'s
+    formulas): convolutions and matrix products, two FLOPs per multiply-add (the "mult-adds" of
+    NAS papers are ``flops / 2``). The network runs as it is, no copy (no gradients, each
+    module's mode restored). Only the shape of one image is read.
 
     Args:
         input_shape: The shape of one image, ``(C, H, W)``, used when no ``inputs`` are given.
@@ -355,15 +357,9 @@ class Flops(ShapeProxy):
 
     name = "flops"
     reference = "A baseline in " + _ABDELFATTAH
+    modifies_network = False
 
     def _score(
         self, network: nn.Module, inputs: torch.Tensor | None, targets: torch.Tensor | None
     ) -> float:
-        shape = self.image_shape(inputs)
-        clone = scoring_copy(network, train=False)
-        first = next(iter(clone.parameters()), torch.empty(0))
-        x = torch.zeros((1, *shape), device=first.device, dtype=first.dtype)
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            clone(x)
-        return int(counter.get_total_flops())
+        return count_flops(network, self.image_shape(inputs))

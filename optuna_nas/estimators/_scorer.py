@@ -155,7 +155,18 @@ class ProxyScorer:
         scoring its network."""
         start = time.perf_counter()
         network = self.build(arch)
-        result = {p.name: p(network, self._inputs, self._targets) for p in self.proxies}
+        scores: dict[str, float] = {}
+        # The proxies that leave the network as it is score it first; each of the others then
+        # consumes a network of its own: a rebuild (seeded, so the same weights; cheaper than
+        # the deep copy a proxy makes otherwise), the last one this network.
+        keeping = [p for p in self.proxies if not p.modifies_network]
+        consuming = [p for p in self.proxies if p.modifies_network]
+        for proxy in keeping:
+            scores[proxy.name] = proxy(network, self._inputs, self._targets)
+        for i, proxy in enumerate(consuming):
+            own = network if i == len(consuming) - 1 else self.build(arch)
+            scores[proxy.name] = proxy(own, self._inputs, self._targets, consume=True)
+        result = {p.name: scores[p.name] for p in self.proxies}
         result["seconds"] = time.perf_counter() - start
         return result
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-import contextlib
 import statistics
 import time
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+from optuna_nas._flops import count_flops
+from optuna_nas._flops import evaluation_mode
 
 
 if TYPE_CHECKING:
@@ -18,16 +18,6 @@ if TYPE_CHECKING:
 
 #: The cost measures :func:`record_costs` records (and ``NASObjective`` can return).
 COST_ATTRS = ("n_params", "flops", "latency_ms")
-
-
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 def count_parameters(network: nn.Module, *, exclude_auxiliary: bool = True) -> int:
@@ -41,29 +31,6 @@ def count_parameters(network: nn.Module, *, exclude_auxiliary: bool = True) -> i
     aux = getattr(network, "auxiliary_head", None) if exclude_auxiliary else None
     skip = {id(p) for p in aux.parameters()} if isinstance(aux, nn.Module) else set()
     return sum(p.numel() for p in network.parameters() if id(p) not in skip)
-
-
-def count_flops(network: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Forward FLOPs for one input of ``input_shape`` (``(C, H, W)``), in evaluation mode.
-
-    Counted by ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products,
-    two FLOPs per multiply-add (so MACs, the "mult-adds" of NAS papers, are ``flops / 2``).
-    Evaluation mode leaves auxiliary heads out, as papers do.
-
-    Example:
-        .. code-block:: python
-
-            from torch import nn
-            from optuna_nas.training import count_flops
-
-            assert count_flops(nn.Linear(4, 3), (4,)) == 2 * 4 * 3
-    """
-    device = next(iter(network.parameters()), torch.empty(0)).device
-    x = torch.zeros((1, *input_shape), device=device)
-    counter = FlopCounterMode(display=False)
-    with _eval_mode(network), torch.no_grad(), counter:
-        network(x)
-    return int(counter.get_total_flops())
 
 
 def measure_latency(
@@ -96,7 +63,7 @@ def measure_latency(
     x = torch.zeros((1, *input_shape), device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
-    with _eval_mode(network), torch.inference_mode():
+    with evaluation_mode(network), torch.inference_mode():
         for i in range(warmup + repeats):
             sync()
             start = time.perf_counter()

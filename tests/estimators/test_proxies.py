@@ -253,6 +253,21 @@ def test_proxy_leaves_network_unchanged_and_is_deterministic(name: str) -> None:
     assert all(p.grad is None for p in net.parameters())
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_consume_scores_the_network_itself_and_keeping_proxies_still_leave_it(name: str) -> None:
+    proxy = create_proxy(name)
+    x, y = _batch()
+    torch.manual_seed(0)
+    copied = proxy(_small_cnn(), x, y)
+    torch.manual_seed(0)
+    net = _small_cnn()
+    before = copy.deepcopy(net.state_dict())
+    assert proxy(net, x, y, consume=True) == copied
+    if not proxy.modifies_network:  # what ProxyScorer relies on to share one network
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+        assert net.training and all(p.grad is None for p in net.parameters())
+
+
 # --------------------------------------------------------------------------- every space
 SPACES = {
     "nasbench201": ({}, {"channels": 4, "cells_per_stage": 1}),

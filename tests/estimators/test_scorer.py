@@ -58,6 +58,20 @@ def test_scores_do_not_depend_on_order_or_global_random_state() -> None:
     assert len({row["synflow"] for row in forward}) == 4
 
 
+def test_shared_and_consumed_networks_score_as_each_proxy_alone() -> None:
+    """ProxyScorer lets the keeping proxies share one network and the others consume theirs:
+    the scores are each proxy's on a network of its own."""
+    proxies = ("snip", "params", "synflow", "flops", "grad_norm")
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(4, 3, 8, 8, generator=g), torch.randint(0, 10, (4,), generator=g))
+    scorer = _scorer(proxies=proxies, batch=batch)
+    for arch in _archs(3):
+        row = scorer.score(arch)
+        assert list(row) == [*proxies, "seconds"]
+        alone = {name: create_proxy(name)(scorer.build(arch), *batch) for name in proxies}
+        assert {k: row[k] for k in proxies} == alone
+
+
 def test_network_is_seeded_from_seed_and_architecture_string() -> None:
     space = create_search_space("nasbench201")
     arch = _archs(1)[0]
