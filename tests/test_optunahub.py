@@ -392,19 +392,11 @@ def test_registry_ruff() -> None:
 def test_registry_mypy(tmp_path: Path) -> None:
     # The registry's hook runs mypy in its own environment, where optuna, optunahub and
     # optuna-nas are not installed (ignore_missing_imports makes them Any): following no
-    # imports reproduces that. The typed variant below also checks our uses of their APIs.
+    # imports reproduces that (and takes seconds, not the half-minute of reading torch's and
+    # Optuna's types; CONTRIBUTING.md gives the typed command, which passes too).
     result = _run(
         [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=skip"]
         + ["--cache-dir", str(tmp_path), *_hub_files(".py")],
-        cwd=HUB,
-    )
-    assert result.returncode == 0, _describe(result)
-
-
-@pytest.mark.slow
-def test_registry_mypy_typed(tmp_path: Path) -> None:
-    result = _run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path), *_hub_files(".py")],
         cwd=HUB,
     )
     assert result.returncode == 0, _describe(result)
