@@ -1,9 +1,10 @@
-"""The OptunaHub packages (``optunahub/package/``): layout, loading, examples, registry checks.
+"""The OptunaHub packages (``optunahub-registry/package/``): layout, loading, examples, checks.
 
-``optunahub/`` is laid out as the root of the optunahub-registry (github.com/optuna/optunahub-
-registry): ``package/<category>/<name>/`` per package, and in ``optunahub/pyproject.toml`` the
-registry's ruff and mypy settings. The tests here are what a pull request to the registry must
-pass, plus what the registry cannot check for us:
+``optunahub-registry/`` is laid out as the root of the optunahub-registry
+(github.com/optuna/optunahub-registry; a name that cannot be imported, so it never shadows the
+``optunahub`` library): ``package/<category>/<name>/`` per package, and in its
+``pyproject.toml`` the registry's ruff and mypy settings. The tests here are what a pull
+request to the registry must pass, plus what the registry cannot check for us:
 
 - the layout and the README front matter, as the registry's tutorial, template and
   ``optunahub-registry/header_confirm.py`` want them (:func:`front_matter_problems`);
@@ -11,7 +12,7 @@ pass, plus what the registry cannot check for us:
 - each ``example.py`` runs, as a user runs it, in a tiny mode (environment variables);
 - the samplers, loaded through optunahub, pass Optuna's ``optuna.testing.pytest_samplers``;
 - the registry's pre-commit hooks (ruff, ruff-format, mypy, mdformat with mdformat-myst),
-  run from ``optunahub/`` on its files as the hooks would run them in the registry;
+  run from ``optunahub-registry/`` on its files as the hooks would run them in the registry;
 - each ``requirements.txt`` admits the optuna-nas version of this checkout (see the
   "Publishing to OptunaHub" section of CONTRIBUTING.md).
 """
@@ -44,7 +45,7 @@ from optuna_nas.benchmarks import resolve_data_dir
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HUB = REPO_ROOT / "optunahub"
+HUB = REPO_ROOT / "optunahub-registry"
 PACKAGE_ROOT = HUB / "package"
 
 # The packages, and the environment of each example's tiny run (its budget).
@@ -160,7 +161,7 @@ def _describe(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _hub_files(suffix: str) -> list[str]:
-    """Files under optunahub/ ending in ``suffix``, relative to it (as the hooks see them)."""
+    """Files under optunahub-registry/ ending in ``suffix``, relative to it (as hooks see them)."""
     return sorted(
         str(path.relative_to(HUB))
         for path in HUB.rglob(f"*{suffix}")
@@ -381,8 +382,8 @@ class TestHubRNNControllerMultiObjective(MultiObjectiveSamplerTestCase):
 # ------------------------------------------------------------------ the registry's own checks
 def test_registry_ruff() -> None:
     # The registry's hooks: `ruff --fix --exit-non-zero-on-fix` and `ruff-format` on Python
-    # files, with the registry's settings (optunahub/pyproject.toml); --no-fix here, so that
-    # the check never rewrites the checkout.
+    # files, with the registry's settings (optunahub-registry/pyproject.toml); --no-fix here, so
+    # that the check never rewrites the checkout.
     files = _hub_files(".py")
     for command in (["check", "--no-fix"], ["format", "--check", "--diff"]):
         result = _run([sys.executable, "-m", "ruff", *command, *files], cwd=HUB)

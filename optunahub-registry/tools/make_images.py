@@ -5,7 +5,7 @@ against a baseline and plots the result, small enough for the registry's guideli
 100 KB per package). Needs matplotlib; the NAS-Bench-301 image also needs its data
 (``$OPTUNA_NAS_DATA``), and is skipped without it. Not part of what goes to the registry.
 
-    python optunahub/tools/make_images.py [NAME ...]
+    python optunahub-registry/tools/make_images.py [NAME ...]
 """
 
 from __future__ import annotations
