@@ -1,0 +1,4 @@
+from optuna_nas.samplers import RegularizedEvolutionSampler
+
+
+__all__ = ["RegularizedEvolutionSampler"]

@@ -1,0 +1,4 @@
+from optuna_nas.samplers import RNNControllerSampler
+
+
+__all__ = ["RNNControllerSampler"]
