@@ -30,10 +30,14 @@ if TYPE_CHECKING:
 #: Trial system attribute the pruner writes (a JSON dict) when it prunes a trial.
 DECISION_ATTR_KEY = "LearningCurvePruner:decision"
 
-CurveModel = Literal["best_so_far", "inverse_power_law"]
-_CURVE_MODELS: tuple[str, ...] = ("best_so_far", "inverse_power_law")
+CurveModel = Literal["ensemble", "best_so_far", "inverse_power_law", "regression"]
+_CURVE_MODELS: tuple[str, ...] = ("ensemble", "best_so_far", "inverse_power_law", "regression")
 # The inverse power law has 3 parameters; with fewer points it would interpolate noise.
 _MIN_FIT_POINTS = 4
+# The regression across trials needs this many references (2 parameters, leave-one-out).
+_MIN_REGRESSION_REFERENCES = 4
+# The regression's feature: the mean of the values reported in the last this many steps.
+_REGRESSION_WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,9 @@ class LearningCurvePruner(BasePruner):
         bar = top[-1][1]
         curves = [_curve(t.intermediate_values, sign) for _, _, t in top]
         finals = np.array([final for _, final, _ in top])
-        prediction, margin, model = self._predict(current, curves, finals, step, max_step)
+        prediction, margin, model = self._predict(
+            current, curves, finals, step, max_step, references, sign
+        )
         if prediction is None:
             return False
         optimistic = prediction + self._optimism * margin
@@ -232,31 +238,44 @@ class LearningCurvePruner(BasePruner):
         finals: np.ndarray,
         step: int,
         max_step: int,
+        references: Sequence[tuple[int, float, FrozenTrial]],
+        sign: float,
     ) -> tuple[float | None, float, str]:
-        """Predicted final value and margin (sign-adjusted), and the curve model used."""
+        """Predicted final value and margin (sign-adjusted), and the curve model used.
+
+        For ``"ensemble"``, each model's calibrated bound ``prediction + optimism * margin`` is
+        computed and the lowest one is returned: every bound is one that no top-k trial
+        would have broken, so the tightest of them is the most informative.
+        """
+        models = (
+            ("best_so_far", "inverse_power_law", "regression")
+            if self._curve_model == "ensemble"
+            else (self._curve_model,)
+        )
         prefixes = [current] + [_prefix(c, step) for c in top]
         best_so_far = np.array([_nanmax(c.values) for c in prefixes])
-        predictions = best_so_far.copy()
-        model = "best_so_far"
-        n_current = int(np.isfinite(current.values).sum())
-        if self._curve_model == "inverse_power_law" and n_current >= _MIN_FIT_POINTS:
-            # One batched fit over a NaN-padded matrix; non-finite values get zero weight.
-            steps = np.unique(np.concatenate([c.steps for c in prefixes]))
-            matrix = np.full((len(prefixes), steps.size), np.nan)
-            for row, c in enumerate(prefixes):
-                matrix[row, np.searchsorted(steps, c.steps)] = c.values
-            fit = fit_inverse_power_law(steps + 1.0, matrix)
-            extrapolated = fit.predict(float(max_step) + 1.0)
-            # A reference with too few points keeps the "best_so_far" prediction.
-            ok = (fit.n_points >= _MIN_FIT_POINTS) & np.isfinite(extrapolated)
-            predictions = np.where(ok, np.fmax(extrapolated, best_so_far), best_so_far)
-            model = "inverse_power_law"
-        errors = finals - predictions[1:]
-        if not (math.isfinite(predictions[0]) and np.all(np.isfinite(errors))):
-            # An infinite prediction cannot be beaten; a top trial without a finite value up
-            # to this step (another reporting schedule) leaves the margin unknown.
-            return None, 0.0, model
-        return float(predictions[0]), float(max(errors.max(), 0.0)), model
+        candidates: list[tuple[float, float, str]] = []
+        for model in models:
+            if model == "best_so_far":
+                predictions: np.ndarray | None = best_so_far
+            elif model == "inverse_power_law":
+                predictions = _ipl_predictions(prefixes, best_so_far, max_step)
+                if predictions is None:  # too few values: the rule falls back
+                    predictions, model = best_so_far, "best_so_far"
+            else:
+                predictions = _regression_predictions(current, references, step, sign, finals)
+            if predictions is None:
+                continue
+            errors = finals - predictions[1:]
+            if not (math.isfinite(predictions[0]) and np.all(np.isfinite(errors))):
+                # An infinite prediction cannot be beaten; a top trial without a finite value
+                # up to this step (another reporting schedule) leaves the margin unknown.
+                continue
+            margin = float(max(errors.max(), 0.0))
+            candidates.append((float(predictions[0]), margin, model))
+        if not candidates:
+            return None, 0.0, models[0]
+        return min(candidates, key=lambda c: c[0] + self._optimism * c[1])
 
     def _record(
         self,
@@ -344,19 +363,103 @@ def _at_epoch(epoch: Any) -> str:
 def _references(
     completed: Sequence[FrozenTrial], sign: float, max_step: int
 ) -> list[tuple[int, float, FrozenTrial]]:
-    """``(number, final value, trial)`` of completed trials with a finite value at the end."""
+    """``(number, target, trial)`` of the completed trials that reached the last epoch.
+
+    The target is the trial's value, what the objective returned and the study optimizes
+    (the final value, or the best so far, as the objective says); it is the last value
+    reported up to ``max_step`` for a trial without a value. Trials whose target or last
+    value reported up to ``max_step`` is not finite are left out.
+    """
     out = []
     for t in completed:
         if t.last_step is None or t.last_step < max_step:
             continue
         values = t.intermediate_values
-        if max_step in values:
-            final = sign * float(values[max_step])
-        else:  # the last value reported before max_step
-            final = sign * float(values[max(s for s in values if s <= max_step)])
-        if math.isfinite(final):
-            out.append((t.number, final, t))
+        last = max_step if max_step in values else max(s for s in values if s <= max_step)
+        final = sign * float(values[last])
+        target = final if t.value is None else sign * float(t.value)
+        if math.isfinite(final) and math.isfinite(target):
+            out.append((t.number, target, t))
     return out
+
+
+def _ipl_predictions(
+    prefixes: Sequence[_Curve], best_so_far: np.ndarray, max_step: int
+) -> np.ndarray | None:
+    """Inverse-power-law extrapolations to ``max_step`` (never below the best so far), or
+    None when the current curve (``prefixes[0]``) has too few finite values to fit."""
+    if int(np.isfinite(prefixes[0].values).sum()) < _MIN_FIT_POINTS:
+        return None
+    # One batched fit over a NaN-padded matrix; non-finite values get zero weight.
+    steps = np.unique(np.concatenate([c.steps for c in prefixes]))
+    matrix = np.full((len(prefixes), steps.size), np.nan)
+    for row, c in enumerate(prefixes):
+        matrix[row, np.searchsorted(steps, c.steps)] = c.values
+    fit = fit_inverse_power_law(steps + 1.0, matrix)
+    extrapolated = fit.predict(float(max_step) + 1.0)
+    # A reference with too few points keeps the "best_so_far" prediction.
+    ok = (fit.n_points >= _MIN_FIT_POINTS) & np.isfinite(extrapolated)
+    return np.where(ok, np.fmax(extrapolated, best_so_far), best_so_far)
+
+
+def _window_mean(values: Mapping[int, float], step: int, sign: float) -> float:
+    """Mean of the finite values reported at steps ``step - window + 1 .. step`` (NaN if
+    none): the regression's feature, smoothed over a few epochs against noise."""
+    window = [
+        sign * float(values[s])
+        for s in range(step - _REGRESSION_WINDOW + 1, step + 1)
+        if s in values and math.isfinite(values[s])
+    ]
+    return sum(window) / len(window) if window else math.nan
+
+
+def _regression_predictions(
+    current: _Curve,
+    references: Sequence[tuple[int, float, FrozenTrial]],
+    step: int,
+    sign: float,
+    finals: np.ndarray,
+) -> np.ndarray | None:
+    """Predictions of a linear regression *across* the completed trials.
+
+    ``target ~ alpha + beta * x(step)``, fitted by least squares on every reference trial,
+    with ``x`` the mean of a trial's values over the last few epochs; the slope is clamped
+    at ``beta >= 0`` (a better curve so far never predicts a worse end). Returns the
+    prediction for the current trial followed by *leave-one-out* predictions for the top-k
+    references (``finals`` gives their targets; they are the best ``len(finals)`` of the
+    references), so that their errors calibrate the margin as if those trials had not been
+    seen; None with too few references.
+    """
+    x_current = _window_mean(
+        {int(s): float(v) for s, v in zip(current.steps, current.values)}, step, 1.0
+    )
+    rows = [
+        (number, target, _window_mean(t.intermediate_values, step, sign))
+        for number, target, t in references
+    ]
+    rows = [r for r in rows if math.isfinite(r[2])]
+    if len(rows) < _MIN_REGRESSION_REFERENCES or not math.isfinite(x_current):
+        return None
+    rows.sort(key=lambda r: (-r[1], r[0]))  # the top-k first, in the order of `finals`
+    k = len(finals)
+    if [r[1] for r in rows[:k]] != list(finals):
+        return None  # a top-k trial has no value at this step: its margin is unknown
+    x = np.array([r[2] for r in rows])
+    y = np.array([r[1] for r in rows])
+    out = [_line_predict(x, y, np.ones(len(rows), dtype=bool), x_current)]
+    for i in range(k):
+        keep = np.ones(len(rows), dtype=bool)
+        keep[i] = False
+        out.append(_line_predict(x, y, keep, x[i]))
+    return np.array(out)
+
+
+def _line_predict(x: np.ndarray, y: np.ndarray, keep: np.ndarray, at: float) -> float:
+    xs, ys = x[keep], y[keep]
+    x_mean, y_mean = xs.mean(), ys.mean()
+    var = float(((xs - x_mean) ** 2).sum())
+    beta = float(((xs - x_mean) * (ys - y_mean)).sum()) / var if var > 1e-12 else 0.0
+    return float(y_mean + max(beta, 0.0) * (at - x_mean))
 
 
 def _curve(intermediate_values: Mapping[int, float], sign: float) -> _Curve:
