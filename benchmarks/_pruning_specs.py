@@ -77,9 +77,12 @@ def pruner_factories(
                 LearningCurvePruner, max_resource=max_resource, curve_model=model
             )
         for k in (2, 3):
-            out[f"learning_curve:ensemble,top_k={k}"] = partial(
-                LearningCurvePruner, max_resource=max_resource, top_k=k, curve_model="ensemble"
+            out[f"learning_curve:regression,top_k={k}"] = partial(
+                LearningCurvePruner, max_resource=max_resource, top_k=k, curve_model="regression"
             )
+        out["learning_curve:regression,optimism=0.5"] = partial(
+            LearningCurvePruner, max_resource=max_resource, optimism=0.5, curve_model="regression"
+        )
         if oracle:
             for k in (2, 4):
                 out[f"oracle:top_k={k}"] = partial(OracleTopKPruner, top_k=k)

@@ -89,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'none': only --real)",
     )
     parser.add_argument("--samplers", default="random,evolution")
-    parser.add_argument("--pruners", default=None, help="comma-separated subset (default all)")
+    parser.add_argument(
+        "--pruners", default=None, help="subset (default all), separated by ',' or ';'"
+    )
     parser.add_argument(
         "--sweep", action="store_true", help="extra settings per pruner (a frontier)"
     )
@@ -139,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def pruner_names(max_resource: int, oracle: bool) -> list[str]:
         names = list(pruner_factories(max_resource, args.sweep, oracle=oracle))
         if args.pruners:
-            wanted = ["none"] + [p for p in args.pruners.split(",") if p != "none"]
+            # Names with a comma ("learning_curve:best_so_far,top_k=3"): separate by ";".
+            sep = ";" if ";" in args.pruners else ","
+            wanted = ["none"] + [p for p in args.pruners.split(sep) if p and p != "none"]
             unknown = sorted(set(wanted) - set(names))
             if unknown:
                 raise SystemExit(f"Unknown pruner(s) {unknown}; choose from {names}.")

@@ -49,40 +49,62 @@ class _Curve:
 
 
 class LearningCurvePruner(BasePruner):
-    """Prune a trial whose extrapolated learning curve cannot reach the study's top-k.
+    """Prune a trial whose predicted final value cannot reach the study's top-k.
 
     Steps are 0-based epochs, as everywhere in optuna_nas: step ``t`` holds the value after
     ``t + 1`` epochs, and a full trial of ``max_resource`` epochs last reports at step
     ``max_resource - 1`` (the convention of :class:`optuna.pruners.HyperbandPruner`'s
-    ``max_resource``). At each checked epoch ``t`` the pruner predicts the trial's value at the
-    last epoch and prunes it when even an *optimistic* prediction is worse than the
-    ``top_k``-th best final value among completed trials:
+    ``max_resource``). At each checked epoch ``t`` the pruner predicts the value the trial will
+    end with and prunes it when even an *optimistic* prediction is worse than the
+    ``top_k``-th best value among completed trials:
 
-    1. **Reference trials.** The ``top_k`` completed trials with the best value at their last
-       reported epoch (which must be at least the last epoch ``max_resource - 1``) set the bar:
-       the worst of them.
-    2. **Prediction.** The default ``curve_model="inverse_power_law"`` fits the saturating
-       power law ``y(x) = a - b * x**(-c)`` (``x = t + 1``, the epochs trained, ``b >= 0``) to
-       the reported values by least squares
-       (:func:`~optuna_nas.pruners.fit_inverse_power_law`, NumPy only) and extrapolates it to
-       ``x = max_resource``; with fewer than 4 values it falls back to ``"best_so_far"``,
-       which predicts the best value reported so far (a curve that stops improving). A
-       prediction is never below the best value so far.
-    3. **Optimism margin, measured on the study itself.** The same prediction is made for each
-       reference trial from *its* values up to epoch ``t``; the largest amount by which a
-       reference trial's true final value beat that prediction is the margin (never
-       negative). For ``"best_so_far"`` it is the largest gain a top trial still made after
-       epoch ``t``: it shrinks as training advances and follows the study's real curves
-       (learning-rate schedule, noise) without assuming their shape.
+    1. **Reference trials and the target.** The completed trials that reported up to the last
+       epoch ``max_resource - 1`` are the references. What is compared is the metric the study
+       optimizes: each reference's *value* (what the objective returned), be it the value at
+       the last epoch or the best value so far, as the objective says. The ``top_k``
+       references with the best value set the bar: the worst of them. For curves that peak
+       and decline (overfitting), an objective returning the last value makes the pruner aim
+       at the final value, one returning the best value so far at the peak; the margin below
+       is measured against the same target, so either is predicted consistently.
+    2. **Prediction** (``curve_model``), each model with its own margin (step 3):
+
+       - ``"best_so_far"``: the best value reported so far (a curve that stops improving).
+       - ``"inverse_power_law"``: the saturating power law ``y(x) = a - b * x**(-c)``
+         (``x = t + 1``, ``b >= 0``) fitted to the trial's own values
+         (:func:`~optuna_nas.pruners.fit_inverse_power_law`) and extrapolated to
+         ``x = max_resource``, never below the best value so far; with fewer than 4 values
+         it falls back to ``"best_so_far"``.
+       - ``"regression"``: a straight line *across the completed trials*,
+         ``value ~ alpha + beta * x(t)``, fitted by least squares on every reference, with
+         ``x(t)`` a trial's mean value over epochs ``t - 2 .. t`` (smoothing noise) and
+         ``beta >= 0``; a trial below every reference is predicted at the lowest one (no
+         extrapolation downwards). It learns from the study's own curves how much a partial
+         curve says about the end (little for crossing curves, much for curves that keep
+         their order). With fewer than 4 references, or references that all agree at the
+         epoch, it falls back to ``"best_so_far"``.
+       - ``"ensemble"`` (default): the three above; the lowest calibrated bound
+         ``prediction + optimism * margin`` decides. A model that fits the study's curves
+         poorly gets a wide margin and so never decides, and ``"best_so_far"`` is the
+         fallback of the empirical rule (in the spirit of Domhan et al., IJCAI 2015, with
+         margins measured on the study itself instead of a posterior).
+    3. **Optimism margin, measured on the study itself.** The same prediction is made for
+       each top-k reference from *its* values up to epoch ``t`` (for ``"regression"``, from
+       a line fitted without that reference: leave-one-out); the largest amount by which a
+       reference's true value beat its prediction is the margin (never negative). So a
+       poorly fitting model gets a wide margin, and the margin follows the study's real
+       curves (learning-rate schedule, noise, crossing) without assuming their shape.
     4. **Decision.** Prune when ``prediction + optimism * margin`` is worse than the bar.
 
     With ``optimism >= 1`` and ``"best_so_far"``, a trial whose best value so far is at least
-    that of one of the top-k trials at the same epoch is never pruned; in particular a re-run
-    of a top trial is not. Direction is honoured by flipping signs for ``minimize``. A NaN
-    latest value or an infinite one in the bad direction (diverged training) prunes the trial
-    at once, from epoch ``n_warmup_steps`` on and without waiting for ``n_warmup_trials``;
-    non-finite values of other trials are ignored. An epoch at which some top-k trial had not
-    reported a finite value yet is not judged (its margin would be unknown).
+    that of one of the top-k trials at the same epoch is never pruned; a re-run of a top trial
+    is not either (its own error is in the margin; for ``"regression"`` because a least-squares
+    prediction at a reference lies between its value and its leave-one-out prediction, exact
+    unless the slope clamp binds). Direction is honoured by flipping
+    signs for ``minimize``. A NaN latest value or an infinite one in the bad direction
+    (diverged training) prunes the trial at once, from epoch ``n_warmup_steps`` on and
+    without waiting for ``n_warmup_trials``; non-finite values of other trials are ignored.
+    An epoch at which some top-k trial had not reported a finite value yet is not judged (its
+    margin would be unknown).
 
     The decision is a pure function of the trials in the storage (no state in the pruner
     object), so workers sharing an RDB storage decide identically. When it prunes, the pruner
@@ -91,8 +113,8 @@ class LearningCurvePruner(BasePruner):
 
     Pruned children of :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` never become
     parents, so under evolution a wrong prune also changes the search; measured savings and
-    losses against Optuna's pruners are in the README and ``benchmarks/README.md``
-    (``benchmarks/pruning.py``).
+    losses against Optuna's pruners on several curve families (NAS-Bench-301, LCBench,
+    synthetic families) are in ``benchmarks/README.md`` (``benchmarks/pruning.py``).
 
     Example:
         .. code-block:: python
@@ -128,7 +150,8 @@ class LearningCurvePruner(BasePruner):
             :class:`optuna.pruners.MedianPruner`).
         optimism: Multiplier of the empirical margin; ``0`` trusts the prediction alone,
             larger values prune later and more safely.
-        curve_model: ``"inverse_power_law"`` or ``"best_so_far"`` (see above).
+        curve_model: ``"ensemble"``, ``"best_so_far"``, ``"inverse_power_law"`` or
+            ``"regression"`` (see above).
 
     Raises:
         ValueError: An argument is out of range; the message names it.
@@ -143,7 +166,7 @@ class LearningCurvePruner(BasePruner):
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
         optimism: float = 1.0,
-        curve_model: CurveModel = "inverse_power_law",
+        curve_model: CurveModel = "ensemble",
     ) -> None:
         if max_resource != "auto" and (
             isinstance(max_resource, bool) or not isinstance(max_resource, int)
@@ -264,6 +287,8 @@ class LearningCurvePruner(BasePruner):
                     predictions, model = best_so_far, "best_so_far"
             else:
                 predictions = _regression_predictions(current, references, step, sign, finals)
+                if predictions is None and len(models) == 1:  # too few references
+                    predictions, model = best_so_far, "best_so_far"
             if predictions is None:
                 continue
             errors = finals - predictions[1:]
@@ -428,7 +453,9 @@ def _regression_predictions(
     prediction for the current trial followed by *leave-one-out* predictions for the top-k
     references (``finals`` gives their targets; they are the best ``len(finals)`` of the
     references), so that their errors calibrate the margin as if those trials had not been
-    seen; None with too few references.
+    seen. A current value below every reference's is predicted at the lowest one (no
+    extrapolation downwards). None with too few references, or when they all have the same
+    value at this step.
     """
     x_current = _window_mean(
         {int(s): float(v) for s, v in zip(current.steps, current.values)}, step, 1.0
@@ -446,20 +473,35 @@ def _regression_predictions(
         return None  # a top-k trial has no value at this step: its margin is unknown
     x = np.array([r[2] for r in rows])
     y = np.array([r[1] for r in rows])
-    out = [_line_predict(x, y, np.ones(len(rows), dtype=bool), x_current)]
-    for i in range(k):
-        keep = np.ones(len(rows), dtype=bool)
-        keep[i] = False
-        out.append(_line_predict(x, y, keep, x[i]))
-    return np.array(out)
+    if float(np.ptp(x)) <= 1e-12 * max(1.0, float(np.abs(x).max())):
+        return None  # the references agree at this step: no slope to learn
+    n = float(len(rows))
+    sx, sy, sxx, sxy = x.sum(), y.sum(), (x * x).sum(), (x * y).sum()
+    # No extrapolation below the references: a trial worse so far than all of them is
+    # predicted like the worst of them (the study has not seen how such curves end).
+    at = np.array([max(x_current, float(x.min()))])
+    current_prediction = _line(n, sx, sy, sxx, sxy, at)[0]
+    # Leave-one-out fits for the top-k (sums downdated, vectorised over the left-out rows).
+    xk, yk = x[:k], y[:k]
+    loo = _line(n - 1.0, sx - xk, sy - yk, sxx - xk * xk, sxy - xk * yk, xk)
+    return np.concatenate([[current_prediction], loo])
 
 
-def _line_predict(x: np.ndarray, y: np.ndarray, keep: np.ndarray, at: float) -> float:
-    xs, ys = x[keep], y[keep]
-    x_mean, y_mean = xs.mean(), ys.mean()
-    var = float(((xs - x_mean) ** 2).sum())
-    beta = float(((xs - x_mean) * (ys - y_mean)).sum()) / var if var > 1e-12 else 0.0
-    return float(y_mean + max(beta, 0.0) * (at - x_mean))
+def _line(
+    n: float,
+    sx: np.ndarray | float,
+    sy: np.ndarray | float,
+    sxx: np.ndarray | float,
+    sxy: np.ndarray | float,
+    at: np.ndarray,
+) -> np.ndarray:
+    """Least-squares line (slope clamped at >= 0) from its sums, evaluated at ``at``."""
+    x_mean, y_mean = np.asarray(sx) / n, np.asarray(sy) / n
+    var = np.asarray(sxx) - n * x_mean * x_mean
+    cov = np.asarray(sxy) - n * x_mean * y_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(var > 1e-12 * np.maximum(1.0, np.asarray(sxx)), cov / var, 0.0)
+    return y_mean + np.maximum(beta, 0.0) * (at - x_mean)
 
 
 def _curve(intermediate_values: Mapping[int, float], sign: float) -> _Curve:
