@@ -80,6 +80,9 @@ def pruner_factories(
             out[f"learning_curve:regression,top_k={k}"] = partial(
                 LearningCurvePruner, max_resource=max_resource, top_k=k, curve_model="regression"
             )
+            out[f"learning_curve:ensemble,top_k={k}"] = partial(
+                LearningCurvePruner, max_resource=max_resource, top_k=k, curve_model="ensemble"
+            )
         out["learning_curve:regression,optimism=0.5"] = partial(
             LearningCurvePruner, max_resource=max_resource, optimism=0.5, curve_model="regression"
         )

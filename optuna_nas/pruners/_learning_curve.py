@@ -49,6 +49,7 @@ class _Curve:
 
 
 class LearningCurvePruner(BasePruner):
+
     """Prune a trial whose predicted final value cannot reach the study's top-k.
 
     Steps are 0-based epochs, as everywhere in optuna_nas: step ``t`` holds the value after
@@ -227,6 +228,7 @@ class LearningCurvePruner(BasePruner):
         current = _curve(trial.intermediate_values, sign)
 
         # The best `top_k` references by final value; ties by trial number (deterministic).
+        # The best `top_k` references by value; ties by trial number (deterministic).
         top = heapq.nsmallest(self._top_k, references, key=lambda item: (-item[1], item[0]))
         bar = top[-1][1]
         curves = [_curve(t.intermediate_values, sign) for _, _, t in top]
@@ -300,6 +302,12 @@ class LearningCurvePruner(BasePruner):
             candidates.append((float(predictions[0]), margin, model))
         if not candidates:
             return None, 0.0, models[0]
+        fitted = [c for c in candidates if c[2] != "best_so_far"]
+        if self._curve_model == "ensemble" and fitted:
+            # The empirical rule is the fallback for when no model can be fitted yet: its
+            # margin, the largest later gain of a few top trials, is too narrow a bound for
+            # the first epochs of curves that start low and jump (LCBench).
+            candidates = fitted
         return min(candidates, key=lambda c: c[0] + self._optimism * c[1])
 
     def _record(
