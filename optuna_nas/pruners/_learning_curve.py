@@ -49,7 +49,6 @@ class _Curve:
 
 
 class LearningCurvePruner(BasePruner):
-
     """Prune a trial whose predicted final value cannot reach the study's top-k.
 
     Steps are 0-based epochs, as everywhere in optuna_nas: step ``t`` holds the value after
