@@ -134,7 +134,7 @@ def print_predictability_table(rows: Sequence[dict[str, Any]]) -> None:
     )
     checkpoints = "".join(f"{f'{f:.0%}':>6s}" for f in CHECKPOINT_FRACTIONS)
     tops = "".join(f"{f'top-{k} (max x)':>16s}" for k in TOP_KS)
-    header = f"{'part':6s} {'sampler':9s} {'seeds':>5s}{checkpoints}{tops}"
+    header = f"{'part':18s} {'sampler':9s} {'seeds':>5s}{checkpoints}{tops}"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -142,26 +142,110 @@ def print_predictability_table(rows: Sequence[dict[str, Any]]) -> None:
         share = "".join(
             f"{r[f'top{k}_share']:8.3f} ({r[f'top{k}_max_saving_x']:4.1f}x)" for k in TOP_KS
         )
-        print(f"{r['part']:6s} {r['sampler']:9s} {r['seeds']:5d}{corr}{share}")
+        print(f"{r['part']:18s} {r['sampler']:9s} {r['seeds']:5d}{corr}{share}")
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
     header = (
-        f"{'part':6s} {'sampler':9s} {'pruner':34s} {'seeds':>5s} {'epochs':>8s} "
+        f"{'part':18s} {'sampler':9s} {'pruner':34s} {'seeds':>5s} {'epochs':>8s} "
         f"{'saving':>7s} {'best %':>7s} {'delta pp':>16s} {'worst':>7s} {'done':>5s}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['part']:6s} {r['sampler']:9s} {r['pruner']:34s} {r['seeds']:5d} "
+            f"{r['part']:18s} {r['sampler']:9s} {r['pruner']:34s} {r['seeds']:5d} "
             f"{r['epochs']:8.0f} {r['saving_x']:6.2f}x {r['best']:7.3f} "
             f"{r['delta_mean']:+8.3f} +- {r['delta_se']:.3f} {r['delta_worst']:+7.3f} "
             f"{r['completed']:5.1f}"
         )
 
 
-def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
+#: Pruners LearningCurvePruner must not be dominated by (the issue's list), by name prefix.
+BASELINES = ("median", "percentile", "hyperband", "successive_halving")
+OURS = "learning_curve"
+
+
+def dominance(
+    rows: Sequence[dict[str, Any]],
+    ours: str = OURS,
+    baselines: Sequence[str] = BASELINES,
+) -> list[dict[str, Any]]:
+    """Per (part, sampler) and baseline setting: does the baseline dominate ``ours``?
+
+    A point is (saving, loss) with saving = ``saving_x`` (larger is better) and loss =
+    ``-delta_mean`` (points of best value lost, smaller is better). The baseline *dominates*
+    when it saves at least as much at no more loss, one of them strictly; ``ours`` dominates
+    it symmetrically; otherwise the two are a trade-off. Means over seeds are compared as
+    they are (their standard errors are in the table).
+    """
+    out = []
+    for part, sampler in dict.fromkeys((r["part"], r["sampler"]) for r in rows):
+        panel = {r["pruner"]: r for r in rows if (r["part"], r["sampler"]) == (part, sampler)}
+        if ours not in panel:
+            continue
+        mine = panel[ours]
+        s_o, l_o = mine["saving_x"], -mine["delta_mean"]
+        for name, r in panel.items():
+            if name.split(":")[0] not in baselines:
+                continue
+            s_b, l_b = r["saving_x"], -r["delta_mean"]
+            if s_b >= s_o and l_b <= l_o and (s_b > s_o or l_b < l_o):
+                verdict = "dominated"
+            elif s_o >= s_b and l_o <= l_b:
+                verdict = "dominates"
+            else:
+                verdict = "trade-off"
+            out.append(
+                {
+                    "part": part,
+                    "sampler": sampler,
+                    "baseline": name,
+                    "baseline_saving_x": s_b,
+                    "baseline_loss": l_b,
+                    "ours_saving_x": s_o,
+                    "ours_loss": l_o,
+                    "verdict": verdict,
+                }
+            )
+    return out
+
+
+def print_dominance(rows: Sequence[dict[str, Any]]) -> None:
+    print(
+        f"\nNon-dominance of {OURS} (saving x, loss pp = -delta): 'dominated' = the baseline "
+        "saves at least as much at no more loss."
+    )
+    for part, sampler in dict.fromkeys((r["part"], r["sampler"]) for r in rows):
+        panel = [r for r in rows if (r["part"], r["sampler"]) == (part, sampler)]
+        bad = [r["baseline"] for r in panel if r["verdict"] == "dominated"]
+        verdict = "DOMINATED by " + ", ".join(bad) if bad else "not dominated"
+        mine = panel[0]
+        cells = ", ".join(
+            f"{r['baseline']} {r['baseline_saving_x']:.2f}x/{r['baseline_loss']:+.3f}"
+            f" ({r['verdict']})"
+            for r in panel
+        )
+        print(
+            f"{part:18s} {sampler:9s} ours {mine['ours_saving_x']:.2f}x/"
+            f"{mine['ours_loss']:+.3f}: {verdict}  [{cells}]"
+        )
+
+
+COLORS = {
+    "none": "black",
+    "median": "tab:blue",
+    "percentile": "tab:cyan",
+    "successive_halving": "tab:green",
+    "hyperband": "tab:orange",
+    "learning_curve": "tab:red",
+    "learning_curve (best_so_far)": "tab:purple",
+    "oracle": "grey",
+}
+
+
+def plot(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """One figure per part (family), one panel per sampler: ``out/pruning_<part>.png``."""
     try:
         import matplotlib
 
@@ -169,57 +253,54 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed: no plot.", file=sys.stderr)
-        return
-    panels = sorted({(r["part"], r["sampler"]) for r in rows})
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    colors = {
-        "none": "black",
-        "median": "tab:blue",
-        "successive_halving": "tab:green",
-        "hyperband": "tab:orange",
-        "learning_curve": "tab:red",
-        "learning_curve (best_so_far)": "tab:purple",
-        "oracle": "grey",
-    }
+        return []
 
     def family(name: str) -> str:
         if name.startswith("learning_curve:best_so_far"):
             return "learning_curve (best_so_far)"
         return name.split(":")[0]
 
-    for ax, (part, sampler) in zip(axes[0], panels):
-        panel = [r for r in rows if (r["part"], r["sampler"]) == (part, sampler)]
-        for name, color in colors.items():
-            pts = [r for r in panel if family(r["pruner"]) == name]
-            pts.sort(key=lambda r: r["epochs_fraction"])
-            if not pts:
-                continue
-            x = [r["epochs_fraction"] for r in pts]
-            y = [-r["delta_mean"] for r in pts]
-            err = [r["delta_se"] for r in pts]
-            ax.errorbar(x, y, yerr=err, color=color, marker="o", label=name, capsize=3)
-            for r in pts:
-                if r["pruner"] != "none":
-                    setting = r["pruner"].partition(":")[2] or "default"
-                    ax.annotate(
-                        setting.replace("best_so_far,", ""),
-                        (r["epochs_fraction"], -r["delta_mean"]),
-                        fontsize=7,
-                        color=color,
-                        xytext=(3, 3),
-                        textcoords="offset points",
-                    )
-        ax.axhline(0.1, color="grey", lw=0.8, ls="--")
-        ax.axvline(1 / 3, color="grey", lw=0.8, ls=":")
-        ax.set_xlabel("epochs trained / epochs without pruning")
-        ax.set_ylabel("regret vs no pruning (pp of best accuracy)")
-        ax.set_title(f"{part}, {sampler} sampler ({panel[0]['seeds']} seeds)")
-        ax.set_xlim(0, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    paths = []
+    for part in dict.fromkeys(r["part"] for r in rows):
+        samplers = sorted({r["sampler"] for r in rows if r["part"] == part})
+        fig, axes = plt.subplots(1, len(samplers), figsize=(6 * len(samplers), 4.5), squeeze=False)
+        for ax, sampler in zip(axes[0], samplers):
+            panel = [r for r in rows if (r["part"], r["sampler"]) == (part, sampler)]
+            for name, color in COLORS.items():
+                pts = [r for r in panel if family(r["pruner"]) == name]
+                pts.sort(key=lambda r: r["epochs_fraction"])
+                if not pts:
+                    continue
+                x = [r["epochs_fraction"] for r in pts]
+                y = [-r["delta_mean"] for r in pts]
+                err = [r["delta_se"] for r in pts]
+                ls = "-" if name.startswith(("learning_curve", "oracle")) else "none"
+                ax.errorbar(x, y, yerr=err, color=color, marker="o", label=name, capsize=3, ls=ls)
+                for r in pts:
+                    if r["pruner"] != "none":
+                        setting = r["pruner"].partition(":")[2] or "default"
+                        ax.annotate(
+                            setting.replace("best_so_far,", ""),
+                            (r["epochs_fraction"], -r["delta_mean"]),
+                            fontsize=7,
+                            color=color,
+                            xytext=(3, 3),
+                            textcoords="offset points",
+                        )
+            ax.axhline(0.1, color="grey", lw=0.8, ls="--")
+            ax.axvline(1 / 3, color="grey", lw=0.8, ls=":")
+            ax.set_xlabel("epochs trained / epochs without pruning")
+            ax.set_ylabel("regret vs no pruning (points of best value)")
+            ax.set_title(f"{part}, {sampler} sampler ({panel[0]['seeds']} seeds)")
+            ax.set_xlim(0, 1.05)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"pruning_{part}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -240,11 +321,14 @@ def report(
         print("Nothing was run.", file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    rows = [
-        # NB301 accuracies are already percent; real ones lie in [0, 1].
-        *summary_table([r for r in results if r.part == "nb301"], scale=1.0),
-        *summary_table([r for r in results if r.part == "real"], scale=100.0),
-    ]
+    rows = []
+    for part in dict.fromkeys(r.part for r in results):
+        if part.endswith("-budget"):
+            continue
+        # Every family reports percent except real training, whose accuracies lie in [0, 1].
+        scale = 100.0 if part == "real" else 1.0
+        rows += summary_table([r for r in results if r.part == part], scale=scale)
+    dominance_rows = dominance(rows)
     budget_rows = budget_table(results)
     predictability_rows = predictability_table(results)
     records = [asdict(r) for r in results]
@@ -257,7 +341,9 @@ def report(
         write_csv(out / "equal_compute.csv", budget_rows)
     if predictability_rows:
         write_csv(out / "predictability.csv", predictability_rows)
-    plot(rows, out / "pruning.png")
+    if dominance_rows:
+        write_csv(out / "dominance.csv", dominance_rows)
+    plots = plot(rows, out)
     print(
         f"Pruning benchmark ({description}): delta = best final accuracy minus that of the "
         "same sampler and seed without pruning (percentage points); saving = epochs without "
@@ -268,8 +354,12 @@ def report(
         print_budget_table(budget_rows)
     if predictability_rows:
         print_predictability_table(predictability_rows)
+    if dominance_rows:
+        print_dominance(dominance_rows)
     for note in notes:
         print(note)
+    if plots:
+        print("plots: " + ", ".join(str(p) for p in plots))
     elapsed = f"{time.perf_counter() - started:.0f}s; " if started is not None else ""
     print(f"{elapsed}results in {out}/")
     return 0

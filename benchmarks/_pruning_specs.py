@@ -15,6 +15,8 @@ import optuna
 from optuna.trial import TrialState
 
 
+#: Percentiles of the PercentilePruner baselines (run by default, besides MedianPruner).
+PERCENTILES = (25.0, 75.0)
 #: Completed trials before LearningCurvePruner (and the oracle) may prune: its default.
 N_WARMUP_TRIALS = 5
 
@@ -37,6 +39,11 @@ def pruner_factories(
         ),
         "learning_curve": lambda: LearningCurvePruner(max_resource=max_resource),
     }
+    # The baselines: PercentilePruner(p) keeps a trial only while it is within the
+    # best p percent of the other trials at the same step (25: prunes most, 75: least;
+    # 50 is MedianPruner).
+    for p in PERCENTILES:
+        out[f"percentile:p={p:g}"] = partial(optuna.pruners.PercentilePruner, p)
     if sweep:
         for p in (35.0, 65.0, 80.0, 90.0):
             out[f"median:percentile={p:g}"] = partial(optuna.pruners.PercentilePruner, p)
@@ -65,6 +72,20 @@ def pruner_factories(
                 top_k=k,
                 curve_model="best_so_far",
             )
+        for model in ("ensemble", "regression", "inverse_power_law"):
+            out[f"learning_curve:{model}"] = partial(
+                LearningCurvePruner, max_resource=max_resource, curve_model=model
+            )
+        for k in (2, 3):
+            out[f"learning_curve:regression,top_k={k}"] = partial(
+                LearningCurvePruner, max_resource=max_resource, top_k=k, curve_model="regression"
+            )
+            out[f"learning_curve:ensemble,top_k={k}"] = partial(
+                LearningCurvePruner, max_resource=max_resource, top_k=k, curve_model="ensemble"
+            )
+        out["learning_curve:regression,optimism=0.5"] = partial(
+            LearningCurvePruner, max_resource=max_resource, optimism=0.5, curve_model="regression"
+        )
         if oracle:
             for k in (2, 4):
                 out[f"oracle:top_k={k}"] = partial(OracleTopKPruner, top_k=k)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import math
 import time
 
+from _pruning_families import family
 from _pruning_nb301 import NB301_EPOCHS
-from _pruning_nb301 import nb301_objective
 from _pruning_specs import N_WARMUP_TRIALS
 from _pruning_specs import pruner_factories
 from _pruning_specs import sampler_factories
@@ -67,8 +67,9 @@ class Task:
 def run_study(task: Task) -> Result:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     start = time.perf_counter()
-    objective = nb301_objective(task.data_dir)
-    pruner = pruner_factories(NB301_EPOCHS, task.sweep, oracle=True)[task.pruner]()
+    fam = family("nb301" if task.part == "nb301-budget" else task.part)
+    objective = fam.make(task.data_dir)
+    pruner = pruner_factories(fam.epochs, task.sweep, oracle=fam.name == "nb301")[task.pruner]()
     sampler = sampler_factories(task.samplers)[task.sampler](task.seed)
     # A fixed name makes runs reproducible: Hyperband picks brackets by hashing it.
     study = optuna.create_study(
@@ -126,7 +127,7 @@ def summarize(study: optuna.Study, task: Task, wall_s: float) -> Result:
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     rank_corr: tuple[float, ...] = ()
     top_k_share: tuple[float, ...] = ()
-    if task.pruner == "none" and task.part in ("nb301", "real"):
+    if task.pruner == "none" and not task.part.endswith("-budget"):
         rank_corr, top_k_share = predictability(trials)
     return Result(
         rank_corr=rank_corr,

@@ -58,8 +58,8 @@ import sys
 import time
 
 from _common import data_dir
-from _pruning_nb301 import NB301_EPOCHS
-from _pruning_nb301 import nb301_objective
+from _pruning_families import default_families
+from _pruning_families import family
 from _pruning_real import REAL_EPOCHS
 from _pruning_real import live_check
 from _pruning_real import run_real_seed
@@ -75,13 +75,23 @@ from _pruning_study import execute
 # ----------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (50; --quick: 3)")
     parser.add_argument(
         "--first-seed", type=int, default=0, help="seeds run from here (both parts)"
     )
-    parser.add_argument("--trials", type=int, default=100, help="trials per NB301 study")
+    parser.add_argument(
+        "--trials", type=int, default=None, help="trials per study (100; --quick: 30)"
+    )
+    parser.add_argument(
+        "--families",
+        default=",".join(default_families()),
+        help="comma-separated curve families (nb301, lcbench-<task>, synthetic names; "
+        "'none': only --real)",
+    )
     parser.add_argument("--samplers", default="random,evolution")
-    parser.add_argument("--pruners", default=None, help="comma-separated subset (default all)")
+    parser.add_argument(
+        "--pruners", default=None, help="subset (default all), separated by ',' or ';'"
+    )
     parser.add_argument(
         "--sweep", action="store_true", help="extra settings per pruner (a frontier)"
     )
@@ -102,8 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-trials", type=int, default=20)
     parser.add_argument("--real-epochs", type=int, default=REAL_EPOCHS)
     parser.add_argument("--real-subset", type=int, default=1000, help="MNIST images used")
-    parser.add_argument("--no-nb301", action="store_true", help="skip the NB301 part")
-    parser.add_argument("--data-dir", default=None, help="folder holding nasbench301/")
+    parser.add_argument("--no-nb301", action="store_true", help="drop nb301 from --families")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding nasbench301/ and lcbench/"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--out", default="pruning_results")
     parser.add_argument(
@@ -112,8 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_csv:
         return report(load_results(args.from_csv), Path(args.out), [], "saved results")
+    # --quick sets what is not given explicitly.
+    args.seeds = args.seeds or (3 if args.quick else 50)
+    args.trials = args.trials or (30 if args.quick else 100)
     if args.quick:
-        args.seeds, args.trials = 3, 30
         args.real_seeds, args.real_trials, args.real_epochs = 1, 6, 4
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def pruner_names(max_resource: int, oracle: bool) -> list[str]:
         names = list(pruner_factories(max_resource, args.sweep, oracle=oracle))
         if args.pruners:
-            wanted = ["none"] + [p for p in args.pruners.split(",") if p != "none"]
+            # Names with a comma ("learning_curve:best_so_far,top_k=3"): separate by ";".
+            sep = ";" if ";" in args.pruners else ","
+            wanted = ["none"] + [p for p in args.pruners.split(sep) if p and p != "none"]
             unknown = sorted(set(wanted) - set(names))
             if unknown:
                 raise SystemExit(f"Unknown pruner(s) {unknown}; choose from {names}.")
@@ -136,29 +152,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: list[Result] = []
     start = time.perf_counter()
-    if not args.no_nb301:
-        try:
-            args.data_dir = str(data_dir(args.data_dir))  # the checkout's data by default
-            nb301_objective(args.data_dir)
-        except (FileNotFoundError, ImportError) as error:
-            print(f"NAS-Bench-301 part skipped: {error}", file=sys.stderr)
-        else:
-            nb301_names = pruner_names(NB301_EPOCHS, oracle=True)
-            base_names = [p for p in nb301_names if ":" not in p]
-            tasks = [
-                Task("nb301", s, p, seed, args.trials, args.sweep, args.data_dir, available)
-                for s in available
-                # The sweep's extra settings run with --sweep-samplers only (time).
-                for p in (nb301_names if s in sweep_samplers else base_names)
-                for seed in seeds(args.seeds)
+    families = [
+        f
+        for f in args.families.split(",")
+        if f and f != "none" and not (args.no_nb301 and f == "nb301")
+    ]
+    try:
+        specs = [family(f) for f in families]
+    except ValueError as error:
+        raise SystemExit(f"--families: {error}") from None
+    ran: list[str] = []
+    for spec in specs:
+        if spec.needs_data:
+            try:
+                args.data_dir = str(data_dir(args.data_dir))  # the checkout's data by default
+                spec.make(args.data_dir)
+            except (FileNotFoundError, ImportError) as error:
+                print(f"{spec.name} skipped: {error}", file=sys.stderr)
+                continue
+        ran.append(spec.name)
+        names = pruner_names(spec.epochs, oracle=spec.name == "nb301")
+        base_names = [p for p in names if ":" not in p or p.startswith("percentile:")]
+        tasks = [
+            Task(spec.name, s, p, seed, args.trials, args.sweep, args.data_dir, available)
+            for s in available
+            # The sweep's extra settings run with --sweep-samplers only (time).
+            for p in (names if s in sweep_samplers else base_names)
+            for seed in seeds(args.seeds)
+        ]
+        if args.equal_budget and spec.name == "nb301":
+            tasks += [
+                Task("nb301-budget", *astuple(t)[1:])
+                for t in tasks
+                if t.pruner != "none" and ":" not in t.pruner
             ]
-            if args.equal_budget:
-                tasks += [
-                    Task("nb301-budget", *astuple(t)[1:])
-                    for t in tasks
-                    if t.pruner != "none" and ":" not in t.pruner
-                ]
-            results += execute(tasks, args.jobs)
+        t0 = time.perf_counter()
+        results += execute(tasks, args.jobs)
+        print(f"{spec.name}: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
 
     notes: list[str] = []
     if args.real:
@@ -212,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
 
-    parts = [] if args.no_nb301 else [f"NB301 {args.seeds} seeds x {args.trials} trials"]
+    parts = [f"{', '.join(ran)}: {args.seeds} seeds x {args.trials} trials"] if ran else []
     if args.real:
         parts.append(
             f"real {args.real_seeds} seeds x {args.real_trials} trials x {args.real_epochs} epochs"

@@ -30,10 +30,14 @@ if TYPE_CHECKING:
 #: Trial system attribute the pruner writes (a JSON dict) when it prunes a trial.
 DECISION_ATTR_KEY = "LearningCurvePruner:decision"
 
-CurveModel = Literal["best_so_far", "inverse_power_law"]
-_CURVE_MODELS: tuple[str, ...] = ("best_so_far", "inverse_power_law")
+CurveModel = Literal["ensemble", "best_so_far", "inverse_power_law", "regression"]
+_CURVE_MODELS: tuple[str, ...] = ("ensemble", "best_so_far", "inverse_power_law", "regression")
 # The inverse power law has 3 parameters; with fewer points it would interpolate noise.
 _MIN_FIT_POINTS = 4
+# The regression across trials needs this many references (2 parameters, leave-one-out).
+_MIN_REGRESSION_REFERENCES = 4
+# The regression's feature: the mean of the values reported in the last this many steps.
+_REGRESSION_WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -45,40 +49,62 @@ class _Curve:
 
 
 class LearningCurvePruner(BasePruner):
-    """Prune a trial whose extrapolated learning curve cannot reach the study's top-k.
+    """Prune a trial whose predicted final value cannot reach the study's top-k.
 
     Steps are 0-based epochs, as everywhere in optuna_nas: step ``t`` holds the value after
     ``t + 1`` epochs, and a full trial of ``max_resource`` epochs last reports at step
     ``max_resource - 1`` (the convention of :class:`optuna.pruners.HyperbandPruner`'s
-    ``max_resource``). At each checked epoch ``t`` the pruner predicts the trial's value at the
-    last epoch and prunes it when even an *optimistic* prediction is worse than the
-    ``top_k``-th best final value among completed trials:
+    ``max_resource``). At each checked epoch ``t`` the pruner predicts the value the trial will
+    end with and prunes it when even an *optimistic* prediction is worse than the
+    ``top_k``-th best value among completed trials:
 
-    1. **Reference trials.** The ``top_k`` completed trials with the best value at their last
-       reported epoch (which must be at least the last epoch ``max_resource - 1``) set the bar:
-       the worst of them.
-    2. **Prediction.** The default ``curve_model="inverse_power_law"`` fits the saturating
-       power law ``y(x) = a - b * x**(-c)`` (``x = t + 1``, the epochs trained, ``b >= 0``) to
-       the reported values by least squares
-       (:func:`~optuna_nas.pruners.fit_inverse_power_law`, NumPy only) and extrapolates it to
-       ``x = max_resource``; with fewer than 4 values it falls back to ``"best_so_far"``,
-       which predicts the best value reported so far (a curve that stops improving). A
-       prediction is never below the best value so far.
-    3. **Optimism margin, measured on the study itself.** The same prediction is made for each
-       reference trial from *its* values up to epoch ``t``; the largest amount by which a
-       reference trial's true final value beat that prediction is the margin (never
-       negative). For ``"best_so_far"`` it is the largest gain a top trial still made after
-       epoch ``t``: it shrinks as training advances and follows the study's real curves
-       (learning-rate schedule, noise) without assuming their shape.
+    1. **Reference trials and the target.** The completed trials that reported up to the last
+       epoch ``max_resource - 1`` are the references. What is compared is the metric the study
+       optimizes: each reference's *value* (what the objective returned), be it the value at
+       the last epoch or the best value so far, as the objective says. The ``top_k``
+       references with the best value set the bar: the worst of them. For curves that peak
+       and decline (overfitting), an objective returning the last value makes the pruner aim
+       at the final value, one returning the best value so far at the peak; the margin below
+       is measured against the same target, so either is predicted consistently.
+    2. **Prediction** (``curve_model``), each model with its own margin (step 3):
+
+       - ``"best_so_far"``: the best value reported so far (a curve that stops improving).
+       - ``"inverse_power_law"``: the saturating power law ``y(x) = a - b * x**(-c)``
+         (``x = t + 1``, ``b >= 0``) fitted to the trial's own values
+         (:func:`~optuna_nas.pruners.fit_inverse_power_law`) and extrapolated to
+         ``x = max_resource``, never below the best value so far; with fewer than 4 values
+         it falls back to ``"best_so_far"``.
+       - ``"regression"``: a straight line *across the completed trials*,
+         ``value ~ alpha + beta * x(t)``, fitted by least squares on every reference, with
+         ``x(t)`` a trial's mean value over epochs ``t - 2 .. t`` (smoothing noise) and
+         ``beta >= 0``; a trial below every reference is predicted at the lowest one (no
+         extrapolation downwards). It learns from the study's own curves how much a partial
+         curve says about the end (little for crossing curves, much for curves that keep
+         their order). With fewer than 4 references, or references that all agree at the
+         epoch, it falls back to ``"best_so_far"``.
+       - ``"ensemble"`` (default): the three above; the lowest calibrated bound
+         ``prediction + optimism * margin`` decides. A model that fits the study's curves
+         poorly gets a wide margin and so never decides, and ``"best_so_far"`` is the
+         fallback of the empirical rule (in the spirit of Domhan et al., IJCAI 2015, with
+         margins measured on the study itself instead of a posterior).
+    3. **Optimism margin, measured on the study itself.** The same prediction is made for
+       each top-k reference from *its* values up to epoch ``t`` (for ``"regression"``, from
+       a line fitted without that reference: leave-one-out); the largest amount by which a
+       reference's true value beat its prediction is the margin (never negative). So a
+       poorly fitting model gets a wide margin, and the margin follows the study's real
+       curves (learning-rate schedule, noise, crossing) without assuming their shape.
     4. **Decision.** Prune when ``prediction + optimism * margin`` is worse than the bar.
 
     With ``optimism >= 1`` and ``"best_so_far"``, a trial whose best value so far is at least
-    that of one of the top-k trials at the same epoch is never pruned; in particular a re-run
-    of a top trial is not. Direction is honoured by flipping signs for ``minimize``. A NaN
-    latest value or an infinite one in the bad direction (diverged training) prunes the trial
-    at once, from epoch ``n_warmup_steps`` on and without waiting for ``n_warmup_trials``;
-    non-finite values of other trials are ignored. An epoch at which some top-k trial had not
-    reported a finite value yet is not judged (its margin would be unknown).
+    that of one of the top-k trials at the same epoch is never pruned; a re-run of a top trial
+    is not either (its own error is in the margin; for ``"regression"`` because a least-squares
+    prediction at a reference lies between its value and its leave-one-out prediction, exact
+    unless the slope clamp binds). Direction is honoured by flipping
+    signs for ``minimize``. A NaN latest value or an infinite one in the bad direction
+    (diverged training) prunes the trial at once, from epoch ``n_warmup_steps`` on and
+    without waiting for ``n_warmup_trials``; non-finite values of other trials are ignored.
+    An epoch at which some top-k trial had not reported a finite value yet is not judged (its
+    margin would be unknown).
 
     The decision is a pure function of the trials in the storage (no state in the pruner
     object), so workers sharing an RDB storage decide identically. When it prunes, the pruner
@@ -87,8 +113,8 @@ class LearningCurvePruner(BasePruner):
 
     Pruned children of :class:`~optuna_nas.samplers.RegularizedEvolutionSampler` never become
     parents, so under evolution a wrong prune also changes the search; measured savings and
-    losses against Optuna's pruners are in the README and ``benchmarks/README.md``
-    (``benchmarks/pruning.py``).
+    losses against Optuna's pruners on several curve families (NAS-Bench-301, LCBench,
+    synthetic families) are in ``benchmarks/README.md`` (``benchmarks/pruning.py``).
 
     Example:
         .. code-block:: python
@@ -124,7 +150,8 @@ class LearningCurvePruner(BasePruner):
             :class:`optuna.pruners.MedianPruner`).
         optimism: Multiplier of the empirical margin; ``0`` trusts the prediction alone,
             larger values prune later and more safely.
-        curve_model: ``"inverse_power_law"`` or ``"best_so_far"`` (see above).
+        curve_model: ``"ensemble"``, ``"best_so_far"``, ``"inverse_power_law"`` or
+            ``"regression"`` (see above).
 
     Raises:
         ValueError: An argument is out of range; the message names it.
@@ -139,7 +166,7 @@ class LearningCurvePruner(BasePruner):
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
         optimism: float = 1.0,
-        curve_model: CurveModel = "inverse_power_law",
+        curve_model: CurveModel = "ensemble",
     ) -> None:
         if max_resource != "auto" and (
             isinstance(max_resource, bool) or not isinstance(max_resource, int)
@@ -200,11 +227,14 @@ class LearningCurvePruner(BasePruner):
         current = _curve(trial.intermediate_values, sign)
 
         # The best `top_k` references by final value; ties by trial number (deterministic).
+        # The best `top_k` references by value; ties by trial number (deterministic).
         top = heapq.nsmallest(self._top_k, references, key=lambda item: (-item[1], item[0]))
         bar = top[-1][1]
         curves = [_curve(t.intermediate_values, sign) for _, _, t in top]
         finals = np.array([final for _, final, _ in top])
-        prediction, margin, model = self._predict(current, curves, finals, step, max_step)
+        prediction, margin, model = self._predict(
+            current, curves, finals, step, max_step, references, sign
+        )
         if prediction is None:
             return False
         optimistic = prediction + self._optimism * margin
@@ -232,31 +262,52 @@ class LearningCurvePruner(BasePruner):
         finals: np.ndarray,
         step: int,
         max_step: int,
+        references: Sequence[tuple[int, float, FrozenTrial]],
+        sign: float,
     ) -> tuple[float | None, float, str]:
-        """Predicted final value and margin (sign-adjusted), and the curve model used."""
+        """Predicted final value and margin (sign-adjusted), and the curve model used.
+
+        For ``"ensemble"``, each model's calibrated bound ``prediction + optimism * margin`` is
+        computed and the lowest one is returned: every bound is one that no top-k trial
+        would have broken, so the tightest of them is the most informative.
+        """
+        models = (
+            ("best_so_far", "inverse_power_law", "regression")
+            if self._curve_model == "ensemble"
+            else (self._curve_model,)
+        )
         prefixes = [current] + [_prefix(c, step) for c in top]
         best_so_far = np.array([_nanmax(c.values) for c in prefixes])
-        predictions = best_so_far.copy()
-        model = "best_so_far"
-        n_current = int(np.isfinite(current.values).sum())
-        if self._curve_model == "inverse_power_law" and n_current >= _MIN_FIT_POINTS:
-            # One batched fit over a NaN-padded matrix; non-finite values get zero weight.
-            steps = np.unique(np.concatenate([c.steps for c in prefixes]))
-            matrix = np.full((len(prefixes), steps.size), np.nan)
-            for row, c in enumerate(prefixes):
-                matrix[row, np.searchsorted(steps, c.steps)] = c.values
-            fit = fit_inverse_power_law(steps + 1.0, matrix)
-            extrapolated = fit.predict(float(max_step) + 1.0)
-            # A reference with too few points keeps the "best_so_far" prediction.
-            ok = (fit.n_points >= _MIN_FIT_POINTS) & np.isfinite(extrapolated)
-            predictions = np.where(ok, np.fmax(extrapolated, best_so_far), best_so_far)
-            model = "inverse_power_law"
-        errors = finals - predictions[1:]
-        if not (math.isfinite(predictions[0]) and np.all(np.isfinite(errors))):
-            # An infinite prediction cannot be beaten; a top trial without a finite value up
-            # to this step (another reporting schedule) leaves the margin unknown.
-            return None, 0.0, model
-        return float(predictions[0]), float(max(errors.max(), 0.0)), model
+        candidates: list[tuple[float, float, str]] = []
+        for model in models:
+            if model == "best_so_far":
+                predictions: np.ndarray | None = best_so_far
+            elif model == "inverse_power_law":
+                predictions = _ipl_predictions(prefixes, best_so_far, max_step)
+                if predictions is None:  # too few values: the rule falls back
+                    predictions, model = best_so_far, "best_so_far"
+            else:
+                predictions = _regression_predictions(current, references, step, sign, finals)
+                if predictions is None and len(models) == 1:  # too few references
+                    predictions, model = best_so_far, "best_so_far"
+            if predictions is None:
+                continue
+            errors = finals - predictions[1:]
+            if not (math.isfinite(predictions[0]) and np.all(np.isfinite(errors))):
+                # An infinite prediction cannot be beaten; a top trial without a finite value
+                # up to this step (another reporting schedule) leaves the margin unknown.
+                continue
+            margin = float(max(errors.max(), 0.0))
+            candidates.append((float(predictions[0]), margin, model))
+        if not candidates:
+            return None, 0.0, models[0]
+        fitted = [c for c in candidates if c[2] != "best_so_far"]
+        if self._curve_model == "ensemble" and fitted:
+            # The empirical rule is the fallback for when no model can be fitted yet: its
+            # margin, the largest later gain of a few top trials, is too narrow a bound for
+            # the first epochs of curves that start low and jump (LCBench).
+            candidates = fitted
+        return min(candidates, key=lambda c: c[0] + self._optimism * c[1])
 
     def _record(
         self,
@@ -344,19 +395,120 @@ def _at_epoch(epoch: Any) -> str:
 def _references(
     completed: Sequence[FrozenTrial], sign: float, max_step: int
 ) -> list[tuple[int, float, FrozenTrial]]:
-    """``(number, final value, trial)`` of completed trials with a finite value at the end."""
+    """``(number, target, trial)`` of the completed trials that reached the last epoch.
+
+    The target is the trial's value, what the objective returned and the study optimizes
+    (the final value, or the best so far, as the objective says); it is the last value
+    reported up to ``max_step`` for a trial without a value. Trials whose target or last
+    value reported up to ``max_step`` is not finite are left out.
+    """
     out = []
     for t in completed:
         if t.last_step is None or t.last_step < max_step:
             continue
         values = t.intermediate_values
-        if max_step in values:
-            final = sign * float(values[max_step])
-        else:  # the last value reported before max_step
-            final = sign * float(values[max(s for s in values if s <= max_step)])
-        if math.isfinite(final):
-            out.append((t.number, final, t))
+        last = max_step if max_step in values else max(s for s in values if s <= max_step)
+        final = sign * float(values[last])
+        target = final if t.value is None else sign * float(t.value)
+        if math.isfinite(final) and math.isfinite(target):
+            out.append((t.number, target, t))
     return out
+
+
+def _ipl_predictions(
+    prefixes: Sequence[_Curve], best_so_far: np.ndarray, max_step: int
+) -> np.ndarray | None:
+    """Inverse-power-law extrapolations to ``max_step`` (never below the best so far), or
+    None when the current curve (``prefixes[0]``) has too few finite values to fit."""
+    if int(np.isfinite(prefixes[0].values).sum()) < _MIN_FIT_POINTS:
+        return None
+    # One batched fit over a NaN-padded matrix; non-finite values get zero weight.
+    steps = np.unique(np.concatenate([c.steps for c in prefixes]))
+    matrix = np.full((len(prefixes), steps.size), np.nan)
+    for row, c in enumerate(prefixes):
+        matrix[row, np.searchsorted(steps, c.steps)] = c.values
+    fit = fit_inverse_power_law(steps + 1.0, matrix)
+    extrapolated = fit.predict(float(max_step) + 1.0)
+    # A reference with too few points keeps the "best_so_far" prediction.
+    ok = (fit.n_points >= _MIN_FIT_POINTS) & np.isfinite(extrapolated)
+    return np.where(ok, np.fmax(extrapolated, best_so_far), best_so_far)
+
+
+def _window_mean(values: Mapping[int, float], step: int, sign: float) -> float:
+    """Mean of the finite values reported at steps ``step - window + 1 .. step`` (NaN if
+    none): the regression's feature, smoothed over a few epochs against noise."""
+    window = [
+        sign * float(values[s])
+        for s in range(step - _REGRESSION_WINDOW + 1, step + 1)
+        if s in values and math.isfinite(values[s])
+    ]
+    return sum(window) / len(window) if window else math.nan
+
+
+def _regression_predictions(
+    current: _Curve,
+    references: Sequence[tuple[int, float, FrozenTrial]],
+    step: int,
+    sign: float,
+    finals: np.ndarray,
+) -> np.ndarray | None:
+    """Predictions of a linear regression *across* the completed trials.
+
+    ``target ~ alpha + beta * x(step)``, fitted by least squares on every reference trial,
+    with ``x`` the mean of a trial's values over the last few epochs; the slope is clamped
+    at ``beta >= 0`` (a better curve so far never predicts a worse end). Returns the
+    prediction for the current trial followed by *leave-one-out* predictions for the top-k
+    references (``finals`` gives their targets; they are the best ``len(finals)`` of the
+    references), so that their errors calibrate the margin as if those trials had not been
+    seen. A current value below every reference's is predicted at the lowest one (no
+    extrapolation downwards). None with too few references, or when they all have the same
+    value at this step.
+    """
+    x_current = _window_mean(
+        {int(s): float(v) for s, v in zip(current.steps, current.values)}, step, 1.0
+    )
+    rows = [
+        (number, target, _window_mean(t.intermediate_values, step, sign))
+        for number, target, t in references
+    ]
+    rows = [r for r in rows if math.isfinite(r[2])]
+    if len(rows) < _MIN_REGRESSION_REFERENCES or not math.isfinite(x_current):
+        return None
+    rows.sort(key=lambda r: (-r[1], r[0]))  # the top-k first, in the order of `finals`
+    k = len(finals)
+    if [r[1] for r in rows[:k]] != list(finals):
+        return None  # a top-k trial has no value at this step: its margin is unknown
+    x = np.array([r[2] for r in rows])
+    y = np.array([r[1] for r in rows])
+    if float(np.ptp(x)) <= 1e-12 * max(1.0, float(np.abs(x).max())):
+        return None  # the references agree at this step: no slope to learn
+    n = float(len(rows))
+    sx, sy, sxx, sxy = x.sum(), y.sum(), (x * x).sum(), (x * y).sum()
+    # No extrapolation below the references: a trial worse so far than all of them is
+    # predicted like the worst of them (the study has not seen how such curves end).
+    at = np.array([max(x_current, float(x.min()))])
+    current_prediction = _line(n, sx, sy, sxx, sxy, at)[0]
+    # Leave-one-out fits for the top-k (sums downdated, vectorised over the left-out rows).
+    xk, yk = x[:k], y[:k]
+    loo = _line(n - 1.0, sx - xk, sy - yk, sxx - xk * xk, sxy - xk * yk, xk)
+    return np.concatenate([[current_prediction], loo])
+
+
+def _line(
+    n: float,
+    sx: np.ndarray | float,
+    sy: np.ndarray | float,
+    sxx: np.ndarray | float,
+    sxy: np.ndarray | float,
+    at: np.ndarray,
+) -> np.ndarray:
+    """Least-squares line (slope clamped at >= 0) from its sums, evaluated at ``at``."""
+    x_mean, y_mean = np.asarray(sx) / n, np.asarray(sy) / n
+    var = np.asarray(sxx) - n * x_mean * x_mean
+    cov = np.asarray(sxy) - n * x_mean * y_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(var > 1e-12 * np.maximum(1.0, np.asarray(sxx)), cov / var, 0.0)
+    return y_mean + np.maximum(beta, 0.0) * (at - x_mean)
 
 
 def _curve(intermediate_values: Mapping[int, float], sign: float) -> _Curve:

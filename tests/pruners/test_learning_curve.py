@@ -17,8 +17,8 @@ from optuna_nas.pruners import LearningCurvePruner
 from optuna_nas.pruners import pruned_reason
 
 
-MODELS = ("best_so_far", "inverse_power_law")
-Model = Literal["best_so_far", "inverse_power_law"]
+MODELS = ("best_so_far", "inverse_power_law", "regression", "ensemble")
+Model = Literal["best_so_far", "inverse_power_law", "regression", "ensemble"]
 Direction = Literal["minimize", "maximize"]
 CurveLike = Sequence[float] | np.ndarray
 EPOCHS = 30  # 0-based epochs: steps 0..29
@@ -398,3 +398,53 @@ def test_max_resource_counts_epochs_like_hyperband() -> None:
     # A longer max_resource than the references reached: none of them counts.
     longer = LearningCurvePruner(max_resource=EPOCHS + 1, top_k=2, n_warmup_trials=3)
     assert not any(_decisions(_study_with_references(longer, finals), candidate))
+
+
+@pytest.mark.parametrize("returns", ["final", "best"])
+def test_the_bar_is_the_value_the_objective_returns(returns: str) -> None:
+    # Curves that peak at epoch 10 and decline: the study optimizes what the objective
+    # returns (final value or best so far), and the pruner's bar follows it.
+    pruner = LearningCurvePruner(max_resource=EPOCHS, top_k=2, n_warmup_trials=4)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for a in (0.80, 0.85, 0.90, 0.95):
+        curve = np.array(_curve(a, epochs=11) + [a - 0.01 * e for e in range(1, EPOCHS - 10)])
+        value = float(curve.max() if returns == "best" else curve[-1])
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value, intermediate_values={i: float(v) for i, v in enumerate(curve)}
+            )
+        )
+    decisions = _decisions(study, _curve(0.3), stop=True)
+    assert decisions[-1]
+    bar = study.trials[-1].system_attrs[DECISION_ATTR_KEY]["bar"]
+    second_best = sorted(t.value for t in study.trials[:4])[-2]
+    assert bar == pytest.approx(second_best)
+
+
+def test_regression_learns_that_slow_starters_finish_best() -> None:
+    # Crossing curves: the trials that start lowest end highest. The regression across the
+    # completed trials sees that the value so far says little, and keeps a slow starter that
+    # a rule trusting the curve so far would prune; a flat, poor curve is still pruned.
+    epochs = EPOCHS
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=LearningCurvePruner(
+            max_resource=epochs, top_k=2, n_warmup_trials=6, curve_model="regression"
+        ),
+    )
+    for final in np.linspace(0.6, 0.95, 12):
+        rate = 0.05 + 2.0 * (0.95 - final)  # better: slower
+        _add_completed(study, [final * (1 - math.exp(-rate * (e + 1))) for e in range(epochs)])
+    slow = [1.3 * (1 - math.exp(-0.06 * (e + 1))) for e in range(epochs)]  # ends best
+    assert not any(_decisions(study, slow))
+    assert any(_decisions(study, [0.3] * epochs))
+    # Trusting the curve so far (the best value plus the top trials' later gain) prunes it.
+    trusting = optuna.create_study(
+        direction="maximize",
+        pruner=LearningCurvePruner(
+            max_resource=epochs, top_k=2, n_warmup_trials=6, curve_model="inverse_power_law"
+        ),
+    )
+    for t in study.trials[:12]:
+        trusting.add_trial(t)
+    assert any(_decisions(trusting, slow))

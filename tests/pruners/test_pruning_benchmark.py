@@ -1,6 +1,7 @@
 """Smoke tests of benchmarks/pruning.py (and its helpers benchmarks/_pruning_*.py): the
 NAS-Bench-301 part (skips without the surrogate) and the real-training part (embedded MNIST
-digits, always runs)."""
+digits, always runs). The other curve families and the non-dominance check are tested in
+test_pruning_families.py."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
     code = script.main(
         [
             "--quick",
+            "--families",
+            "nb301",
             "--seeds",
             "2",
             "--samplers",
@@ -71,7 +74,7 @@ def test_quick_run_writes_a_consistent_table(tmp_path: Path) -> None:
         assert float(row["delta_at_1.00"]) >= float(rows[name]["delta_mean"]) - 1e-9
         assert float(row["delta_at_0.25"]) <= float(row["delta_at_1.00"])
     assert (tmp_path / "results.csv").is_file()
-    assert (tmp_path / "pruning.png").stat().st_size > 0
+    assert (tmp_path / "pruning_nb301.png").stat().st_size > 0
     # The unpruned studies' curves are measured too: correlations and top-k shares in range.
     with (tmp_path / "predictability.csv").open() as f:
         (predictability,) = list(csv.DictReader(f))
@@ -90,7 +93,8 @@ def test_real_training_part_shares_training_between_pruners_and_samplers(
     script = _load_script()
     code = script.main(
         [
-            "--no-nb301",
+            "--families",
+            "none",
             "--real",
             "--quick",  # 1 seed, 6 trials of 4 epochs
             "--real-samplers",
