@@ -72,6 +72,11 @@ def pruner_factories(
                 top_k=k,
                 curve_model="best_so_far",
             )
+        # The margin's widening where partial curves rank the references poorly (0: off).
+        for weight in (0.0, 2.0):
+            out[f"learning_curve:predictability_weight={weight:g}"] = partial(
+                LearningCurvePruner, max_resource=max_resource, predictability_weight=weight
+            )
         for model in ("ensemble", "regression", "inverse_power_law"):
             out[f"learning_curve:{model}"] = partial(
                 LearningCurvePruner, max_resource=max_resource, curve_model=model

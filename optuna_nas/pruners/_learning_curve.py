@@ -34,6 +34,12 @@ CurveModel = Literal["ensemble", "best_so_far", "inverse_power_law", "regression
 _CURVE_MODELS: tuple[str, ...] = ("ensemble", "best_so_far", "inverse_power_law", "regression")
 # The inverse power law has 3 parameters; with fewer points it would interpolate noise.
 _MIN_FIT_POINTS = 4
+# The inverse power law is fitted from this step on: the first epoch's jump from an untrained
+# network (LCBench: 3 % after one epoch, 56 % after two) is not on the power law and made the
+# fit on a few points saturate at once, pruning slow, steady climbers.
+_FIRST_FIT_STEP = 1
+# Below this many references the rank correlation is not estimated (taken as 0).
+_MIN_CORRELATION_REFERENCES = 8
 # The regression across trials needs this many references (2 parameters, leave-one-out).
 _MIN_REGRESSION_REFERENCES = 4
 # The regression's feature: the mean of the values reported in the last this many steps.
@@ -71,9 +77,10 @@ class LearningCurvePruner(BasePruner):
        - ``"best_so_far"``: the best value reported so far (a curve that stops improving).
        - ``"inverse_power_law"``: the saturating power law ``y(x) = a - b * x**(-c)``
          (``x = t + 1``, ``b >= 0``) fitted to the trial's own values
-         (:func:`~optuna_nas.pruners.fit_inverse_power_law`) and extrapolated to
-         ``x = max_resource``, never below the best value so far; with fewer than 4 values
-         it falls back to ``"best_so_far"``.
+         (:func:`~optuna_nas.pruners.fit_inverse_power_law`) from the second epoch on (the
+         first epoch's jump from an untrained network is not on the law) and extrapolated
+         to ``x = max_resource``, never below the best value so far; with fewer than 4
+         values from the second epoch on it falls back to ``"best_so_far"``.
        - ``"regression"``: a straight line *across the completed trials*,
          ``value ~ alpha + beta * x(t)``, fitted by least squares on every reference, with
          ``x(t)`` a trial's mean value over epochs ``t - 2 .. t`` (smoothing noise) and
@@ -93,6 +100,15 @@ class LearningCurvePruner(BasePruner):
        reference's true value beat its prediction is the margin (never negative). So a
        poorly fitting model gets a wide margin, and the margin follows the study's real
        curves (learning-rate schedule, noise, crossing) without assuming their shape.
+       The margin is then widened where the study's curves say little about their end: it
+       is multiplied by ``1 + predictability_weight * (1 - rho)``, with ``rho`` the Spearman
+       rank correlation, across all references, between the mean of a trial's values over
+       epochs ``t - 2 .. t`` and its value (clipped at 0; taken as 0 with fewer than 8
+       references, when the study has not shown yet how its curves end). The top-k trials
+       alone are too few to show that a slow starter can still win; the correlation over
+       all references does (LCBench tasks whose best configurations start slow have
+       ``rho`` of 0.4-0.7 over the first tenth of the epochs, against 0.9 for a task whose
+       curves saturate at once).
     4. **Decision.** Prune when ``prediction + optimism * margin`` is worse than the bar.
 
     With ``optimism >= 1`` and ``"best_so_far"``, a trial whose best value so far is at least
@@ -152,6 +168,10 @@ class LearningCurvePruner(BasePruner):
             larger values prune later and more safely.
         curve_model: ``"ensemble"``, ``"best_so_far"``, ``"inverse_power_law"`` or
             ``"regression"`` (see above).
+        predictability_weight: How much the margin widens when partial curves rank the
+            references poorly (step 3): ``0`` keeps the margin measured on the top-k trials;
+            at ``1`` (default) a study whose curves say nothing at an epoch (``rho <= 0``)
+            doubles it there.
 
     Raises:
         ValueError: An argument is out of range; the message names it.
@@ -167,6 +187,7 @@ class LearningCurvePruner(BasePruner):
         interval_steps: int = 1,
         optimism: float = 1.0,
         curve_model: CurveModel = "ensemble",
+        predictability_weight: float = 1.0,
     ) -> None:
         if max_resource != "auto" and (
             isinstance(max_resource, bool) or not isinstance(max_resource, int)
@@ -179,6 +200,7 @@ class LearningCurvePruner(BasePruner):
         check_int("n_warmup_steps", n_warmup_steps, minimum=0)
         check_int("interval_steps", interval_steps, minimum=1)
         check_number("optimism", optimism, minimum=0.0)
+        check_number("predictability_weight", predictability_weight, minimum=0.0)
         if curve_model not in _CURVE_MODELS:
             raise ValueError(
                 f"curve_model must be one of {list(_CURVE_MODELS)!r}, got {curve_model=}."
@@ -191,6 +213,7 @@ class LearningCurvePruner(BasePruner):
         self._interval_steps = interval_steps
         self._optimism = float(optimism)
         self._curve_model: CurveModel = curve_model
+        self._predictability_weight = float(predictability_weight)
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         """Judge whether ``trial`` should be pruned (called by ``trial.should_prune()``)."""
@@ -232,8 +255,13 @@ class LearningCurvePruner(BasePruner):
         bar = top[-1][1]
         curves = [_curve(t.intermediate_values, sign) for _, _, t in top]
         finals = np.array([final for _, final, _ in top])
+        if self._predictability_weight:
+            rho = _rank_correlation(references, step, sign)
+            widening = 1.0 + self._predictability_weight * (1.0 - rho)
+        else:
+            rho, widening = math.nan, 1.0  # not measured (recorded as null)
         prediction, margin, model = self._predict(
-            current, curves, finals, step, max_step, references, sign
+            current, curves, finals, step, max_step, references, sign, widening
         )
         if prediction is None:
             return False
@@ -253,6 +281,7 @@ class LearningCurvePruner(BasePruner):
             optimistic=sign * optimistic,
             margin=margin,
             bar=sign * bar,
+            rank_correlation=rho,
         )
 
     def _predict(
@@ -264,8 +293,10 @@ class LearningCurvePruner(BasePruner):
         max_step: int,
         references: Sequence[tuple[int, float, FrozenTrial]],
         sign: float,
+        widening: float,
     ) -> tuple[float | None, float, str]:
-        """Predicted final value and margin (sign-adjusted), and the curve model used.
+        """Predicted final value and margin (sign-adjusted, multiplied by ``widening``), and
+        the curve model used.
 
         For ``"ensemble"``, each model's calibrated bound ``prediction + optimism * margin`` is
         computed and the lowest one is returned: every bound is one that no top-k trial
@@ -297,7 +328,7 @@ class LearningCurvePruner(BasePruner):
                 # An infinite prediction cannot be beaten; a top trial without a finite value
                 # up to this step (another reporting schedule) leaves the margin unknown.
                 continue
-            margin = float(max(errors.max(), 0.0))
+            margin = widening * float(max(errors.max(), 0.0))
             candidates.append((float(predictions[0]), margin, model))
         if not candidates:
             return None, 0.0, models[0]
@@ -329,6 +360,7 @@ class LearningCurvePruner(BasePruner):
             "top_k": self._top_k,
             "curve_model": curve_model or self._curve_model,
             "optimism": self._optimism,
+            "predictability_weight": self._predictability_weight,
         }
         decision.update({k: _json_float(v) for k, v in numbers.items()})
         study._storage.set_trial_system_attr(trial._trial_id, DECISION_ATTR_KEY, decision)
@@ -420,6 +452,10 @@ def _ipl_predictions(
 ) -> np.ndarray | None:
     """Inverse-power-law extrapolations to ``max_step`` (never below the best so far), or
     None when the current curve (``prefixes[0]``) has too few finite values to fit."""
+    prefixes = [
+        _Curve(c.steps[c.steps >= _FIRST_FIT_STEP], c.values[c.steps >= _FIRST_FIT_STEP])
+        for c in prefixes
+    ]
     if int(np.isfinite(prefixes[0].values).sum()) < _MIN_FIT_POINTS:
         return None
     # One batched fit over a NaN-padded matrix; non-finite values get zero weight.
@@ -443,6 +479,32 @@ def _window_mean(values: Mapping[int, float], step: int, sign: float) -> float:
         if s in values and math.isfinite(values[s])
     ]
     return sum(window) / len(window) if window else math.nan
+
+
+def _rank_correlation(
+    references: Sequence[tuple[int, float, FrozenTrial]], step: int, sign: float
+) -> float:
+    """Spearman correlation across the references between the regression's feature at
+    ``step`` (:func:`_window_mean`) and the target, clipped at 0; 0 with too few references
+    or when either side is constant (the study cannot tell yet what a partial curve means)."""
+    pairs = [
+        (_window_mean(t.intermediate_values, step, sign), target) for _, target, t in references
+    ]
+    x = np.array([p[0] for p in pairs if math.isfinite(p[0])])
+    y = np.array([p[1] for p in pairs if math.isfinite(p[0])])
+    if x.size < _MIN_CORRELATION_REFERENCES or np.ptp(x) == 0.0 or np.ptp(y) == 0.0:
+        return 0.0
+    return max(0.0, float(np.corrcoef(_average_ranks(x), _average_ranks(y))[0, 1]))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based ranks, ties sharing their mean rank (as Spearman's correlation needs)."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(values.size)
+    ranks[order] = np.arange(values.size, dtype=float)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return sums[inverse] / counts[inverse]
 
 
 def _regression_predictions(

@@ -76,6 +76,10 @@ def _study_with_references(
         ({"optimism": -0.5}, "optimism must be a finite number in [0.0, inf), got -0.5"),
         ({"optimism": math.nan}, "optimism must be a finite number in [0.0, inf), got nan"),
         ({"curve_model": "spline"}, "curve_model='spline'"),
+        (
+            {"predictability_weight": -1.0},
+            "predictability_weight must be a finite number in [0.0, inf), got -1.0",
+        ),
     ],
 )
 def test_invalid_arguments_name_the_value(kwargs: dict[str, Any], message: str) -> None:
@@ -448,3 +452,69 @@ def test_regression_learns_that_slow_starters_finish_best() -> None:
     for t in study.trials[:12]:
         trusting.add_trial(t)
     assert any(_decisions(trusting, slow))
+
+
+def _decision_at(
+    pruner: LearningCurvePruner, study: optuna.Study, curve: CurveLike
+) -> dict[str, Any] | None:
+    """``pruner``'s decision on a running trial that reported ``curve`` (steps 0..), or None
+    when it does not prune."""
+    trial = study.ask()
+    for step, value in enumerate(curve):
+        trial.report(float(value), step)
+    frozen = study._storage.get_trial(trial._trial_id)
+    if not pruner.prune(study, frozen):
+        return None
+    decision = study._storage.get_trial_system_attrs(trial._trial_id)[DECISION_ATTR_KEY]
+    assert isinstance(decision, dict)
+    return decision
+
+
+@pytest.mark.parametrize("crossing", [True, False])
+def test_margin_widens_where_partial_curves_do_not_rank_the_references(crossing: bool) -> None:
+    # Crossing references (the best start slowest) make the value so far say little: a low
+    # rank correlation rho widens the margin by 1 + (1 - rho) at predictability_weight 1.
+    # References that keep their order (rho 1) leave it as the top-k trials measured it.
+    study = optuna.create_study(direction="maximize")
+    for final in np.linspace(0.6, 0.95, 12):
+        rate = 0.05 + 2.0 * (0.95 - final) if crossing else 0.3
+        _add_completed(study, [final * (1 - math.exp(-rate * (e + 1))) for e in range(EPOCHS)])
+    flat_bad = [-10.0] * 8
+    kwargs: dict[str, Any] = {"max_resource": EPOCHS, "curve_model": "best_so_far"}
+    plain = _decision_at(LearningCurvePruner(predictability_weight=0.0, **kwargs), study, flat_bad)
+    widened = _decision_at(LearningCurvePruner(**kwargs), study, flat_bad)
+    assert plain is not None and widened is not None
+    assert plain["rank_correlation"] is None  # not measured at weight 0
+    rho = widened["rank_correlation"]
+    assert rho < 0.5 if crossing else rho == pytest.approx(1.0)
+    assert plain["margin"] > 0.0
+    assert widened["margin"] == pytest.approx(plain["margin"] * (2.0 - rho))
+
+
+def test_rank_correlation_needs_enough_references() -> None:
+    # With fewer than 8 references the study has not shown how its curves end: rho is 0 and
+    # the margin widest, even for curves that keep their order.
+    study = optuna.create_study(direction="maximize")
+    for final in np.linspace(0.8, 0.95, 7):
+        _add_completed(study, _curve(final))
+    decision = _decision_at(
+        LearningCurvePruner(max_resource=EPOCHS, curve_model="best_so_far"), study, [-10.0] * 8
+    )
+    assert decision is not None and decision["rank_correlation"] == 0.0
+
+
+def test_inverse_power_law_ignores_the_first_epoch() -> None:
+    # The first epoch's jump from an untrained network is not on the power law: two curves
+    # that differ only there get the same extrapolation, first fitted once 4 values from the
+    # second epoch on exist (step 4).
+    study = optuna.create_study(direction="maximize")
+    for final in np.linspace(0.8, 0.95, 10):
+        _add_completed(study, _curve(final))
+    pruner = LearningCurvePruner(max_resource=EPOCHS, curve_model="inverse_power_law")
+    rising = [0.30 + 0.1 * (1 - e**-0.5) for e in range(1, 6)]
+    decisions = [_decision_at(pruner, study, [first] + rising[1:]) for first in (0.03, 0.29)]
+    assert decisions[0] is not None and decisions[1] is not None
+    assert decisions[0]["curve_model"] == decisions[1]["curve_model"] == "inverse_power_law"
+    assert decisions[0]["prediction"] == pytest.approx(decisions[1]["prediction"])
+    early = _decision_at(pruner, study, [0.03] + rising[1:4])  # steps 0..3: 3 values after
+    assert early is not None and early["curve_model"] == "best_so_far"
