@@ -107,8 +107,8 @@ class LearningCurvePruner(BasePruner):
        references, when the study has not shown yet how its curves end). The top-k trials
        alone are too few to show that a slow starter can still win; the correlation over
        all references does (LCBench tasks whose best configurations start slow have
-       ``rho`` of 0.4-0.7 over the first tenth of the epochs, against 0.9 for a task whose
-       curves saturate at once).
+       ``rho`` of 0.4-0.8 over the first tenth of the epochs, against about 0.9 for a task
+       whose curves saturate at once).
     4. **Decision.** Prune when ``prediction + optimism * margin`` is worse than the bar.
 
     With ``optimism >= 1`` and ``"best_so_far"``, a trial whose best value so far is at least
