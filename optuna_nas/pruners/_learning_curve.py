@@ -40,6 +40,11 @@ _MIN_FIT_POINTS = 4
 _FIRST_FIT_STEP = 1
 # Below this many references the rank correlation is not estimated (taken as 0).
 _MIN_CORRELATION_REFERENCES = 8
+# The bar is at most the best third of the references (`top_k` is capped at n // 3 + 1): in
+# a small study top-4 of 5 completed trials is almost all of them, a bar so low that hardly
+# anything is pruned (LCBench task 3945, random search: trials 5-19 trained 1.8x the epochs
+# MedianPruner gave them).
+_TOP_SHARE = 3
 # The regression across trials needs this many references (2 parameters, leave-one-out).
 _MIN_REGRESSION_REFERENCES = 4
 # The regression's feature: the mean of the values reported in the last this many steps.
@@ -68,7 +73,9 @@ class LearningCurvePruner(BasePruner):
        epoch ``max_resource - 1`` are the references. What is compared is the metric the study
        optimizes: each reference's *value* (what the objective returned), be it the value at
        the last epoch or the best value so far, as the objective says. The ``top_k``
-       references with the best value set the bar: the worst of them. For curves that peak
+       references with the best value set the bar: the worst of them. While the study is
+       small, k is capped at the best third, ``n // 3 + 1`` of ``n`` references: top-4 of 5
+       completed trials would set the bar at the second-worst one. For curves that peak
        and decline (overfitting), an objective returning the last value makes the pruner aim
        at the final value, one returning the best value so far at the peak; the margin below
        is measured against the same target, so either is predicted consistently.
@@ -156,8 +163,9 @@ class LearningCurvePruner(BasePruner):
         max_resource: The number of epochs of a full trial (its last report is at epoch
             ``max_resource - 1``), as in :class:`optuna.pruners.HyperbandPruner`. ``"auto"``
             takes the largest last epoch of the completed trials, plus one.
-        top_k: Number of best completed trials a trial must be able to join. Larger is safer
-            and prunes less.
+        top_k: Number of best completed trials a trial must be able to join (at most
+            ``n // 3 + 1`` of ``n`` completed trials, see step 1). Larger is safer and prunes
+            less.
         n_warmup_trials: Pruning is disabled until this many trials (and at least ``top_k``)
             have completed with a curve that reaches the last epoch.
         n_warmup_steps: Pruning is disabled while the current (0-based) epoch is below this
@@ -249,9 +257,10 @@ class LearningCurvePruner(BasePruner):
 
         current = _curve(trial.intermediate_values, sign)
 
-        # The best `top_k` references by final value; ties by trial number (deterministic).
-        # The best `top_k` references by value; ties by trial number (deterministic).
-        top = heapq.nsmallest(self._top_k, references, key=lambda item: (-item[1], item[0]))
+        # The best `top_k` references by value (at most a third of them, see _TOP_SHARE);
+        # ties by trial number (deterministic).
+        top_k = min(self._top_k, len(references) // _TOP_SHARE + 1)
+        top = heapq.nsmallest(top_k, references, key=lambda item: (-item[1], item[0]))
         bar = top[-1][1]
         curves = [_curve(t.intermediate_values, sign) for _, _, t in top]
         finals = np.array([final for _, final, _ in top])
@@ -282,6 +291,7 @@ class LearningCurvePruner(BasePruner):
             margin=margin,
             bar=sign * bar,
             rank_correlation=rho,
+            top_k=top_k,
         )
 
     def _predict(
@@ -362,7 +372,7 @@ class LearningCurvePruner(BasePruner):
             "optimism": self._optimism,
             "predictability_weight": self._predictability_weight,
         }
-        decision.update({k: _json_float(v) for k, v in numbers.items()})
+        decision.update({k: v if k == "top_k" else _json_float(v) for k, v in numbers.items()})
         study._storage.set_trial_system_attr(trial._trial_id, DECISION_ATTR_KEY, decision)
         return True
 

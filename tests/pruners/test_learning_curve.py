@@ -518,3 +518,37 @@ def test_inverse_power_law_ignores_the_first_epoch() -> None:
     assert decisions[0]["prediction"] == pytest.approx(decisions[1]["prediction"])
     early = _decision_at(pruner, study, [0.03] + rising[1:4])  # steps 0..3: 3 values after
     assert early is not None and early["curve_model"] == "best_so_far"
+
+
+@pytest.mark.parametrize(("n_references", "expected_k"), [(5, 2), (6, 3), (8, 3), (9, 4), (12, 4)])
+def test_top_k_is_capped_at_the_best_third_of_a_small_study(
+    n_references: int, expected_k: int
+) -> None:
+    # Top-4 of 5 completed trials would put the bar at the second-worst of them; the bar is
+    # the k-th best with k = min(top_k, n // 3 + 1).
+    finals = list(np.linspace(0.5, 0.9, n_references))
+    pruner = LearningCurvePruner(
+        max_resource=EPOCHS, top_k=4, n_warmup_trials=5, predictability_weight=0.0
+    )
+    study = _study_with_references(pruner, finals)
+    decision = _decision_at(pruner, study, _curve(0.45)[:10])
+    assert decision is not None
+    assert decision["top_k"] == expected_k
+    bar = _curve(sorted(finals, reverse=True)[expected_k - 1])[-1]
+    assert decision["bar"] == pytest.approx(bar)
+    assert f"top-{expected_k} value" in pruned_reason(study.trials[-1])
+
+
+def test_small_study_prunes_a_trial_that_only_beats_its_weaker_references() -> None:
+    # Parallel curves: the regression predicts the final value exactly (leave-one-out margin
+    # 0). Among 5 references the 0.75 curve ends below the 2nd best (0.8), so it is pruned,
+    # though it would beat the 4th best (0.6) that an uncapped top_k=4 would set as the bar.
+    pruner = LearningCurvePruner(
+        max_resource=EPOCHS, top_k=4, n_warmup_trials=5, curve_model="regression"
+    )
+    study = _study_with_references(pruner, [0.5, 0.6, 0.7, 0.8, 0.9])
+    decision = _decision_at(pruner, study, _curve(0.75)[:10])
+    assert decision is not None
+    assert decision["prediction"] == pytest.approx(_curve(0.75)[-1])
+    assert decision["bar"] == pytest.approx(_curve(0.8)[-1])
+    assert _decision_at(pruner, study, _curve(0.85)[:10]) is None
